@@ -1,0 +1,200 @@
+"""The `ganzoo` command line: a Click group whose Hydra-driven commands hand the rest of the line to
+a normal `@hydra.main` function (by rewriting sys.argv for the call), so Hydra keeps all its
+behaviour: multirun and launchers, --cfg, -cd, hydra.run.dir=..., output folders.
+
+This wrapper adds: flags may come before or after overrides (hydra 1.3 needs them first), errors in
+the config or the user's input print one line naming the fix and exit 2, `resume=<run>` reuses the
+run's overrides and folder, and shell completion of `group=option` and `key.` comes from Hydra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
+                            "[key=value ...] [-m]"),
+                  "sample": ("ganzoo.commands.sample", "Generate images from a run: ganzoo sample run=<dir> n=64 "
+                             "[out=grid.png|folder] [seed=0]")}
+CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
+# Hydra flags that take a value (so that reordering keeps the value with its flag)
+_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
+                "--config-dir", "-sc", "--shell-completion", "--experimental-rerun"}
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+class ConfigError(click.ClickException):
+    exit_code = 2
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """Move Hydra flags (and their values) before the overrides: hydra 1.3's parser needs them first."""
+    flags, rest, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            takes = a in _VALUE_FLAGS or (a in ("-i", "--info") and i + 1 < len(args) and args[i + 1] in _INFO_CHOICES)
+            if takes and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return flags + rest
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def with_resume(args: list[str]) -> list[str]:
+    """`resume=<run>`: the run's own overrides first (the new ones win), and its folder as the output."""
+    resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
+    if not resume or resume in ("null", "None") or "-m" in args or "--multirun" in args:
+        return args
+    saved = Path(resume) / ".hydra" / "overrides.yaml"
+    old: list[str] = []
+    if saved.is_file():
+        import yaml  # PyYAML comes with omegaconf
+
+        old = [o for o in (yaml.safe_load(saved.read_text()) or []) if _key(o) != "resume"]
+    new_keys = {_key(a) for a in args if not a.startswith("-")}
+    merged = [o for o in old if _key(o) not in new_keys] + list(args)
+    if "hydra.run.dir" not in new_keys:
+        merged.append(f"hydra.run.dir={resume}")
+    return merged
+
+
+def one_line(e: BaseException) -> str:
+    """A Hydra/OmegaConf error as one line, with the hint the user needs."""
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    options = getattr(e, "options", None)
+    if options:
+        msg += f" (available: {', '.join(options)})"
+    if "Ambiguous value for argument" in msg:
+        msg += " (to sweep add -m/--multirun; for a list use key=[a,b])"
+    if "Could not override" in msg or "Key '" in msg:
+        cause = e.__cause__ or e.__context__
+        if cause is not None:
+            first = (str(cause).strip().splitlines() or [""])[0]
+            if first and first not in msg:
+                msg += f": {first}"
+    return msg
+
+
+def run_hydra(main_fn, prog: str, args: list[str]) -> None:
+    from hydra.errors import HydraException, InstantiationException
+    from omegaconf.errors import OmegaConfBaseException
+
+    user_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [prog, *flags_first(list(args))]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; we format
+    try:
+        main_fn()
+    except Exception as e:
+        if user_trace:
+            raise
+        tb = e.__traceback__  # did it fail inside the job (the user's code) or while composing?
+        while tb is not None and tb.tb_frame.f_code.co_name != "run_job":
+            tb = tb.tb_next
+        if isinstance(e, InstantiationException) or (
+                tb is None and isinstance(e, (HydraException, OmegaConfBaseException, ValueError))):
+            raise ConfigError(one_line(e)) from None
+        if tb is None:
+            raise
+        traceback.print_exception(type(e), e, tb.tb_next)
+        sys.exit(1)
+    finally:
+        sys.argv = saved_argv
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
+
+
+def group_options(group: str) -> list[str]:
+    """Options of a config group from the shipped conf/ (fast: no Hydra start-up)."""
+    folder = resources.files("ganzoo.conf") / group
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def describe(group: str, option: str) -> str:
+    """The first comment line of conf/<group>/<option>.yaml that is not a package directive."""
+    text = (resources.files("ganzoo.conf") / group / f"{option}.yaml").read_text()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#") and not line.lstrip("# ").startswith("@package"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+class GanzooGroup(click.Group):
+    def format_epilog(self, ctx, formatter):
+        with formatter.section("Config groups (use group=option with train)"):
+            formatter.write_dl([(g, ", ".join(group_options(g))) for g in CONFIG_GROUPS])
+        formatter.write_paragraph()
+        formatter.write_text("Help on a command's keys: ganzoo train --help. Shell completion: "
+                             'eval "$(_GANZOO_COMPLETE=bash_source ganzoo)" (zsh: zsh_source).')
+
+
+@click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="ganzoo",
+                      message="%(prog)s %(version)s")
+def cli() -> None:
+    """ganzoo: train, sample and evaluate the classic GAN families from one command line."""
+
+
+def _complete(ctx, param, incomplete):
+    from .completion import complete_overrides
+
+    return complete_overrides(ctx.info_name, ctx.params.get("overrides") or (), incomplete)
+
+
+def _hydra_command(name: str, module: str, help_text: str) -> None:
+    @cli.command(name, help=help_text, add_help_option=False,
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.argument("overrides", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete)
+    def _cmd(overrides: tuple[str, ...]) -> None:
+        args = list(overrides)
+        if name == "train":
+            args = with_resume(args)
+        run_hydra(importlib.import_module(module).main, f"ganzoo {name}", args)
+
+
+for _name, (_module, _help) in HYDRA_COMMANDS.items():
+    _hydra_command(_name, _module, _help)
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """List the models and datasets, one line each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for group in ("model", "dataset"):
+        table = Table(title=f"{group}s (ganzoo train {group}=<name>)", title_justify="left", box=None)
+        table.add_column(group, style="bold cyan", no_wrap=True)
+        table.add_column("description")
+        for opt in group_options(group):
+            table.add_row(opt, describe(group, opt))
+        console.print(table)
+        console.print()
+
+
+def main() -> None:
+    cli(prog_name="ganzoo")
+
+
+if __name__ == "__main__":
+    main()

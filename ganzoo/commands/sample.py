@@ -1,0 +1,20 @@
+"""`ganzoo sample`: the Hydra entry point (writes nothing but the images)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from . import one_line_errors
+
+
+@hydra.main(config_path="pkg://ganzoo.conf", config_name="sample", version_base="1.3")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    from rich.console import Console
+
+    from ganzoo import run
+
+    args = OmegaConf.to_container(cfg, resolve=True)
+    path = run.sample(**args)
+    Console(stderr=True).print(f"wrote {args['n']} images to {path}")

@@ -1,0 +1,47 @@
+"""Hydra schemas: the typed top level of each command's config, registered in Hydra's ConfigStore.
+
+Imported by `conf/__init__.py`, so every entry point that reads `pkg://ganzoo.conf` has the schemas.
+The `model` and `dataset` nodes are free-form here (each YAML is its own schema: Hydra's struct mode
+rejects unknown keys) and are checked against the model constructor / dataset builder signature when
+the run is built (`ganzoo.build`).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional  # noqa: UP035 - OmegaConf reads these forms
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from .settings import OptimSettings, TrainerSettings
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    dataset: Any = MISSING
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    seed: int = 0
+    resume: Optional[str] = None  # noqa: UP045 - a run folder to continue
+    resume_force: bool = False  # allow resuming under a different model, dataset or data shape
+
+
+@dataclass
+class SampleConfig:
+    run: str = MISSING  # a run folder made by `ganzoo train`
+    n: int = 64
+    out: Optional[str] = None  # noqa: UP045 - a .png (one grid) or a folder (one PNG per image)
+    seed: int = 0
+    ema: bool = True  # use the EMA generator when the run has one
+    nrow: Optional[int] = None  # noqa: UP045
+    labels: Optional[List[int]] = None  # noqa: UP006, UP045 - class labels for conditional models
+    batch_size: int = 256
+    device: str = "auto"
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="trainer_schema", node=TrainerSettings)
+    cs.store(name="optim_schema", node=OptimSettings)

@@ -1,0 +1,1 @@
+"""Models: one file per model, each registering its class in `ganzoo.registry.MODELS`."""

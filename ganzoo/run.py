@@ -1,0 +1,107 @@
+"""The commands' work, below the config layer: `train` and `sample` from explicit arguments."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from .build import build_dataset, build_model, split_name
+from .checkpoint import load_run
+from .data.base import DataInfo
+from .data.loader import BatchStream
+from .errors import UserError
+from .images import save_grid, save_images
+from .models.base import GANModel
+from .settings import OptimSettings, TrainerSettings
+from .trainer import Trainer, pick_device, seed_everything
+
+log = logging.getLogger("ganzoo")
+
+
+def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cfg: dict, info: DataInfo) -> list[str]:
+    """What differs between a checkpoint and the run about to continue it (empty: compatible)."""
+    diffs = []
+    old = ckpt["model"]
+    if old["name"] != model_name:
+        diffs.append(f"model {old['name']} -> {model_name}")
+    for k in sorted(set(old["args"]) | set(model_args)):
+        if old["args"].get(k) != model_args.get(k):
+            diffs.append(f"model.{k} {old['args'].get(k)!r} -> {model_args.get(k)!r}")
+    if ckpt["dataset"].get("name") != dataset_cfg.get("name"):
+        diffs.append(f"dataset {ckpt['dataset'].get('name')} -> {dataset_cfg.get('name')}")
+    d = ckpt["data"]
+    old_shape = f"{d['channels']}x{d['resolution']}x{d['resolution']}"
+    new_shape = f"{info.channels}x{info.resolution}x{info.resolution}"
+    if old_shape != new_shape:
+        diffs.append(f"data shape {old_shape} -> {new_shape}")
+    if d.get("num_classes") != info.num_classes:
+        diffs.append(f"classes {d.get('num_classes')} -> {info.num_classes}")
+    return diffs
+
+
+def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim: OptimSettings, seed: int,
+          run_dir: str | os.PathLike, config: dict, resume: str | None = None, resume_force: bool = False) -> Trainer:
+    run_dir = Path(run_dir)
+    ckpt = load_run(resume) if resume else None  # fail fast, before building anything
+    device = pick_device(trainer.device)
+    seed_everything(seed)
+    data = build_dataset(dataset_cfg, split="train", seed=seed)
+    model_name, model_args = split_name(model_cfg, "model")
+    model = build_model(model_name, model_args, data.info).to(device)
+    if trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if ckpt is not None:
+        diffs = resume_differences(ckpt, model_name, model_args, dataset_cfg, data.info)
+        if diffs and not resume_force:
+            raise UserError(f"cannot resume {resume}: {'; '.join(diffs)} (pass resume_force=true to resume anyway)")
+    stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
+                         preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
+                         worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last)
+    meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
+            "data": data.info.to_dict(), "config": config}
+    try:
+        t = Trainer(model, stream, settings=trainer, optim=optim, run_dir=run_dir, seed=seed, device=device,
+                    meta=meta)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if ckpt is not None:
+        t.load_state_dict(ckpt)
+        log.info("resumed %s at step %d", resume, t.step)
+    log.info("training %s on %s (%d images, %s) on %s for %d steps -> %s", model_name, data.info.name,
+             len(data), "preloaded" if stream.preloaded else f"{trainer.num_workers} workers", device,
+             trainer.max_steps, run_dir)
+    t.fit()
+    return t
+
+
+def load_model(run: str | os.PathLike, *, device: torch.device, ema: bool = True) -> tuple[GANModel, dict]:
+    """Rebuild a run's model from its newest checkpoint alone (EMA weights when present and wanted)."""
+    ckpt = load_run(run, map_location=device)
+    info = DataInfo(**{**ckpt["data"], "fields": tuple(ckpt["data"]["fields"])})
+    model = build_model(ckpt["model"]["name"], ckpt["model"]["args"], info).to(device)
+    model.load_state_dict(ckpt["nets"])
+    if ema and ckpt.get("ema"):
+        for n, sd in ckpt["ema"].items():
+            getattr(model, n).load_state_dict(sd)
+    return model.eval(), ckpt
+
+
+@torch.no_grad()
+def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool = True, nrow: int | None = None,
+           labels: list[int] | None = None, batch_size: int = 256, device: str = "auto") -> Path:
+    if n < 1:
+        raise UserError(f"n={n}: ask for at least one image (n=64)")
+    dev = pick_device(device)
+    model, ckpt = load_model(run, device=dev, ema=ema)
+    if labels is not None:
+        raise UserError(f"model {ckpt['model']['name']!r} is unconditional: drop labels=")
+    g = torch.Generator(dev).manual_seed(seed)
+    images = torch.cat([model.generate(min(batch_size, n - i), generator=g).cpu() for i in range(0, n, batch_size)])
+    target = Path(out) if out else Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png"
+    if target.suffix.lower() == ".png":
+        return save_grid(images, target, nrow)
+    save_images(images, target, prefix="sample_")
+    return target

@@ -1,0 +1,88 @@
+"""What a run reports: a rich progress bar, stats.jsonl and TensorBoard events.
+
+Values arrive already synced (the trainer syncs once per `log_every` steps), so nothing here touches
+the device. On resume, stats lines and TensorBoard events past the resumed step are dropped so the
+logs read as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def _fmt(values: dict[str, float]) -> str:
+    keys = [k for k in values if k.endswith("/loss")] or list(values)[:4]
+    return "  ".join(f"{k} {values[k]:.3f}" for k in keys)
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, *, total_steps: int, start_step: int = 0, tensorboard: bool = True,
+                 progress: bool = True, console: Console | None = None):
+        self.run_dir = Path(run_dir)
+        self.stats_path = self.run_dir / "stats.jsonl"
+        self.console = console or Console(stderr=True)
+        self._truncate(start_step)
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imported lazily: ~1 s
+
+            self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+        self.progress = None
+        if progress and self.console.is_terminal:
+            self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                     TextColumn("{task.fields[losses]}"), console=self.console, transient=False)
+            self.task = self.progress.add_task("train", total=total_steps, completed=start_step, losses="")
+            self.progress.start()
+        self.total = total_steps
+        self._t0 = time.time()
+
+    def _truncate(self, start_step: int) -> None:
+        if not self.stats_path.exists():
+            return
+        keep = []
+        for line in self.stats_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                if rec.get("step", 0) <= start_step and not rec.get("partial"):
+                    keep.append(line)
+            except ValueError:
+                continue  # a torn last line from a killed run
+        self.stats_path.write_text("".join(k + "\n" for k in keep))
+
+    def advance(self, step: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        rec = {"step": step, "time": round(time.time() - self._t0, 3), **values}
+        with open(self.stats_path, "a") as f:
+            f.write(json.dumps(rec, allow_nan=True) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    self.tb.add_scalar(k, v, step)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, losses=_fmt(values))
+        else:
+            print(f"step {step}/{self.total}  {_fmt(values)}", file=sys.stderr, flush=True)
+
+    def image(self, step: int, tag: str, grid_uint8) -> None:
+        if self.tb is not None:
+            self.tb.add_image(tag, grid_uint8, step)
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        if self.tb is not None:
+            self.tb.close()

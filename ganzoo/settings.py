@@ -1,0 +1,45 @@
+"""Plain settings dataclasses for the trainer and optimizers.
+
+These are the schemas of the `trainer` and `optim` config groups (registered with Hydra in
+`ganzoo.config`), and what the trainer receives: code below the command layer never sees a config
+object.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these forms
+
+
+@dataclass
+class TrainerSettings:
+    max_steps: int = 5000  # optimizer iterations (one batch each)
+    batch_size: int = 64
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
+    amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler)
+    ema: bool = False  # keep an exponential moving average of the generator(s)
+    ema_decay: float = 0.999
+    ema_start: int = 0  # steps before the EMA starts averaging (it copies the weights until then)
+    log_every: int = 50  # steps between stats lines (the only host-device sync of the loop)
+    sample_every: int = 500  # steps between PNG sample grids (0: only at the end)
+    ckpt_every: int = 1000  # steps between checkpoints (0: only at the end)
+    keep_ckpts: int = 3  # checkpoints kept (at least 2)
+    n_samples: int = 64  # images in each sample grid
+    num_workers: int = 0  # DataLoader workers when the data is not preloaded
+    preload: Optional[bool] = None  # noqa: UP045 - null: preload when the dataset fits in preload_max_mb
+    preload_max_mb: int = 2048
+    worker_timeout: float = 120.0  # seconds a DataLoader worker may take for one batch
+    channels_last: bool = False
+    tensorboard: bool = True
+    progress: bool = True  # rich progress bar (on a terminal; plain lines otherwise)
+
+
+@dataclass
+class OptimSettings:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 2e-4
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])  # noqa: UP006
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd only
+    schedule: str = "constant"  # constant | linear (to zero at max_steps) | cosine
+    decay_start: int = 0  # steps at the initial lr before a linear/cosine decay starts
+    phases: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006 - per-phase overrides, e.g. {G: {lr: 1e-3}}
