@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .completion import install as _install_completion
 
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
                             "[key=value ...] [-m]"),
@@ -173,6 +174,7 @@ def _hydra_command(name: str, module: str, help_text: str) -> None:
 
 for _name, (_module, _help) in HYDRA_COMMANDS.items():
     _hydra_command(_name, _module, _help)
+_install_completion()  # bash/zsh scripts that complete `group=option` and `key.` (see completion.py)
 
 
 @cli.command("list")

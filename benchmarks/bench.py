@@ -1,0 +1,484 @@
+"""Speed and memory of ganzoo's trainer against a bare hand-written PyTorch loop, and sampling speed.
+
+For each config (GAN: MLP G / maxout D at 28 px, 1 channel; DCGAN at 28 px, 1 channel; DCGAN at 64 px,
+3 channels; batch 64 for all) and each device (CPU always, CUDA when available) it measures:
+
+* ganzoo steps/s — a real `ganzoo.trainer.Trainer` fed by a `BatchStream` over a preloaded synthetic
+  `TensorImageDataset` (random uint8 images + labels, generated here, no files), stepped with
+  `trainer.train_step(next(stream))`, with `trainer.flush_stats()` (the loop's one host sync) every
+  50 steps as `Trainer.fit` does. This is exactly the training loop's per-step work, minus the
+  progress bar, sample grids and checkpoints.
+* bare steps/s — the textbook PyTorch loop on identical nets (a deep copy taken before any step), the
+  same batch size, the same optimizers (`make_optimizer` with the same `OptimSettings`: Adam foreach,
+  lr 2e-4, betas (0.5, 0.999), the model yaml's weight decay) and the same preloaded uint8 tensor
+  (a random-permutation slice, converted to float in [-1, 1]): z ~ U(-1, 1); fake = G(z); a D step on
+  real and fake.detach() with BCE-with-logits; a G step with the non-saturating loss on D(fake).
+  Nothing else.
+* overhead = bare steps/s / ganzoo steps/s (1.00: no overhead; the target is <= 1.05).
+* peak memory of each loop, each measured in a fresh subprocess that builds only that loop and runs
+  a few steps: peak RSS on CPU (VmHWM from /proc/self/status; `getrusage(...).ru_maxrss` elsewhere —
+  on Linux ru_maxrss carries the parent's RSS over fork + exec, see `_peak_mb`),
+  `torch.cuda.max_memory_allocated` on CUDA. Both include the interpreter, torch and the preloaded
+  data, which are the same for both loops.
+* sampling images/s — `model.eval()` then `model.generate(256)` under `torch.no_grad()`, repeated.
+
+Fairness: both loops warm up first; then timing rounds alternate ganzoo, bare, ganzoo, bare, ... with
+the same number of steps per round (chosen from the warm-up so that a round takes about
+`--round-s` seconds); each loop's best (shortest) round counts. Torch threads are set explicitly and
+are the same for both; on CUDA the device is synchronized before each timer read.
+
+Usage: python benchmarks/bench.py [--device cpu|cuda|all] [--models gan,dcgan28,dcgan64] [--quick]
+                                  [--json out.json] [--threads N] [--round-s S] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ganzoo.data.base import DataInfo, TensorImageDataset
+from ganzoo.data.loader import BatchStream
+from ganzoo.models.base import UnconditionalGAN
+from ganzoo.models.dcgan import DCGAN
+from ganzoo.models.gan import GAN
+from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.trainer import Trainer, make_optimizer, pick_device
+
+SEED = 0
+N_ITEMS = 4096  # synthetic dataset size: 64 batches of 64 per epoch
+LOG_EVERY = 50  # Trainer.fit's default log_every: one flush_stats() (host sync) per 50 steps
+SAMPLE_N = 256
+OVERHEAD_TARGET = 1.05
+
+
+@dataclass(frozen=True)
+class Config:
+    key: str
+    label: str
+    model: type[UnconditionalGAN]
+    channels: int
+    resolution: int
+    batch: int = 64
+    weight_decay: float = 0.0  # as conf/model/<name>.yaml (dcgan: 1e-5; gan: the optim default 0)
+
+
+CONFIGS: dict[str, Config] = {
+    "gan": Config("gan", "GAN (MLP) 28px 1ch", GAN, 1, 28),
+    "dcgan28": Config("dcgan28", "DCGAN 28px 1ch", DCGAN, 1, 28, weight_decay=1e-5),
+    "dcgan64": Config("dcgan64", "DCGAN 64px 3ch", DCGAN, 3, 64, weight_decay=1e-5),
+}
+
+
+@dataclass
+class Plan:
+    """How much to run: warm-up, rounds and the target length of one round (seconds)."""
+
+    warmup_s: float = 1.0  # after each loop's first step, warm up until this long has passed...
+    warmup_max: int = 20  # ...or this many steps
+    round_s: float = 4.0
+    rounds: int = 3
+    min_steps: int = 1
+    max_steps: int = 2000
+    probe_steps: int = 3  # steps run by each memory probe
+    sample_s: float = 1.0  # length of one sampling round
+    sample_rounds: int = 3
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(warmup_s=0.0, warmup_max=1, round_s=0.0, rounds=2, min_steps=2, max_steps=2, probe_steps=2,
+                   sample_s=0.0, sample_rounds=1)
+
+
+@dataclass
+class Result:
+    config: str
+    label: str
+    device: str
+    batch: int
+    threads: int
+    steps_per_round: int
+    rounds: int
+    ganzoo_steps_per_s: float
+    bare_steps_per_s: float
+    overhead: float  # bare / ganzoo
+    ganzoo_round_s: list[float] = field(default_factory=list)
+    bare_round_s: list[float] = field(default_factory=list)
+    memory_kind: str = ""
+    ganzoo_mem_mb: float | None = None
+    bare_mem_mb: float | None = None
+    ganzoo_setup_mem_mb: float | None = None  # the same measure right before the first step
+    bare_setup_mem_mb: float | None = None
+    sample_images_per_s: float = 0.0
+
+
+# -- setup ---------------------------------------------------------------------------------------
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_dataset(cfg: Config) -> TensorImageDataset:
+    """Random uint8 images and labels, the same for a given config (seeded), held in memory."""
+    g = torch.Generator().manual_seed(SEED)
+    images = torch.randint(0, 256, (N_ITEMS, cfg.channels, cfg.resolution, cfg.resolution), dtype=torch.uint8,
+                           generator=g)
+    labels = torch.randint(0, 10, (N_ITEMS,), generator=g)
+    info = DataInfo(name=f"synthetic-{cfg.key}", channels=cfg.channels, resolution=cfg.resolution,
+                    num_classes=10, size=N_ITEMS, fields=("image", "label"))
+    return TensorImageDataset(info, images, labels)
+
+
+def optim_settings(cfg: Config) -> OptimSettings:
+    return OptimSettings(name="adam", lr=2e-4, betas=[0.5, 0.999], weight_decay=cfg.weight_decay)
+
+
+def make_model(cfg: Config, info: DataInfo, device: torch.device) -> UnconditionalGAN:
+    torch.manual_seed(SEED)
+    return cfg.model(info).to(device).train()
+
+
+def make_trainer(cfg: Config, model: UnconditionalGAN, dataset: TensorImageDataset, device: torch.device) -> Trainer:
+    stream = BatchStream(dataset, batch_size=cfg.batch, seed=SEED, device=device, preload=True)
+    settings = TrainerSettings(max_steps=10**9, batch_size=cfg.batch, device=str(device), log_every=LOG_EVERY,
+                               sample_every=0, ckpt_every=0, tensorboard=False, progress=False)
+    run_dir = Path(tempfile.gettempdir()) / "ganzoo-bench-unused"  # train_step never writes there
+    return Trainer(model, stream, settings=settings, optim=optim_settings(cfg), run_dir=run_dir, seed=SEED,
+                   device=device, meta={})
+
+
+class GanzooLoop:
+    """The trainer's per-step work, as `Trainer.fit` does it (without progress bar, grids, checkpoints)."""
+
+    name = "ganzoo"
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def step(self) -> None:
+        t = self.trainer
+        t.train_step(next(t.stream))
+        if t.step % LOG_EVERY == 0:
+            t.flush_stats()
+
+
+class BareLoop:
+    """The hand-written PyTorch loop: same nets, optimizers and data; nothing else."""
+
+    name = "bare"
+
+    def __init__(self, cfg: Config, model: UnconditionalGAN, images: torch.Tensor, device: torch.device):
+        self.G, self.D, self.z_dim = model.G, model.D, model.z_dim
+        self.images, self.batch, self.device = images, cfg.batch, device
+        s = optim_settings(cfg)
+        self.opt_g = make_optimizer(list(self.G.parameters()), s, {})
+        self.opt_d = make_optimizer(list(self.D.parameters()), s, {})
+        self.ones = torch.ones(cfg.batch, device=device)
+        self.zeros = torch.zeros(cfg.batch, device=device)
+        self.perm = torch.randperm(len(images), device=device)
+        self.pos = 0
+
+    def step(self) -> None:
+        b = self.batch
+        if self.pos + b > len(self.perm):
+            self.perm, self.pos = torch.randperm(len(self.images), device=self.device), 0
+        idx = self.perm[self.pos : self.pos + b]
+        self.pos += b
+        real = self.images[idx].float().div_(127.5).sub_(1.0)
+        z = torch.rand(b, self.z_dim, device=self.device) * 2 - 1
+        fake = self.G(z)
+
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d = (F.binary_cross_entropy_with_logits(self.D(real), self.ones)
+                  + F.binary_cross_entropy_with_logits(self.D(fake.detach()), self.zeros))
+        loss_d.backward()
+        self.opt_d.step()
+
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g = F.binary_cross_entropy_with_logits(self.D(fake), self.ones)
+        loss_g.backward()
+        self.opt_g.step()
+
+
+def build_loops(cfg: Config, device: torch.device, which: tuple[str, ...] = ("ganzoo", "bare")) -> dict:
+    """The loops named in `which`, on identical nets (same seed, and the bare one a deep copy) and data."""
+    dataset = make_dataset(cfg)
+    model = make_model(cfg, dataset.info, device)
+    loops = {}
+    if "ganzoo" in which:
+        # the bare loop gets a deep copy taken before any step: identical weights, separate state
+        bare_model = copy.deepcopy(model) if "bare" in which else None
+        loops["ganzoo"] = GanzooLoop(make_trainer(cfg, model, dataset, device))
+        images = loops["ganzoo"].trainer.stream.data["image"]  # the very tensor the stream indexes
+    else:
+        bare_model, images = model, dataset.images.to(device)
+    if "bare" in which:
+        loops["bare"] = BareLoop(cfg, bare_model, images, device)
+    return loops
+
+
+# -- measurements --------------------------------------------------------------------------------
+
+
+def time_steps(loop, n: int, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        loop.step()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def warm_up(loop, device: torch.device, plan: Plan) -> float:
+    """Run the loop's first step, then steps until `plan.warmup_s` has passed; return seconds per step."""
+    time_steps(loop, 1, device)  # allocations, optimizer state, kernel selection
+    n, spent = 0, 0.0
+    while n < plan.warmup_max and (n == 0 or spent < plan.warmup_s):
+        spent += time_steps(loop, 1, device)
+        n += 1
+    return spent / n
+
+
+def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, UnconditionalGAN]:
+    """Alternating timing rounds of both loops; returns ({loop: [round seconds]}, steps per round, model)."""
+    loops = build_loops(cfg, device)
+    per_step = max(warm_up(loops["ganzoo"], device, plan), warm_up(loops["bare"], device, plan))
+    steps = int(min(plan.max_steps, max(plan.min_steps, round(plan.round_s / max(per_step, 1e-9)))))
+    times: dict[str, list[float]] = {"ganzoo": [], "bare": []}
+    for _ in range(plan.rounds):
+        for name in ("ganzoo", "bare"):
+            times[name].append(time_steps(loops[name], steps, device))
+    return times, steps, loops["ganzoo"].trainer.model
+
+
+@torch.no_grad()
+def measure_sampling(model: UnconditionalGAN, device: torch.device, plan: Plan) -> float:
+    """Best images/s of `model.generate(256)` in eval mode over a few rounds."""
+    was_training = model.training
+    model.eval()
+    try:
+        sync(device)
+        t0 = time.perf_counter()
+        model.generate(SAMPLE_N)  # warm-up
+        sync(device)
+        per_call = time.perf_counter() - t0
+        calls = max(1, round(plan.sample_s / max(per_call, 1e-9)))
+        best = math.inf
+        for _ in range(plan.sample_rounds):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                model.generate(SAMPLE_N)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+        return calls * SAMPLE_N / best
+    finally:
+        model.train(was_training)
+
+
+def _peak_mb(device: torch.device) -> float:
+    """Peak memory of this process so far: CUDA allocations, else the resident set's high-water mark.
+
+    On Linux this reads VmHWM (/proc/self/status), not getrusage's ru_maxrss: ru_maxrss survives
+    fork + exec, so a child started by a 1 GB parent reports at least 1 GB whatever it does itself.
+    VmHWM belongs to the process's own address space, which exec makes fresh."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def memory_probe(config: str, loop: str, device: str, steps: int, threads: int) -> dict:
+    """Build only one loop in this process and run `steps` steps; the peak memory (MB) before and after.
+    Meant to run in a fresh process (see `probe_in_subprocess`): RSS peaks are per process."""
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    cfg = CONFIGS[config]
+    lp = build_loops(cfg, dev, (loop,))[loop]
+    sync(dev)
+    setup = _peak_mb(dev)
+    for _ in range(steps):
+        lp.step()
+    sync(dev)
+    return {"setup_mb": setup, "peak_mb": _peak_mb(dev),
+            "kind": "max_memory_allocated" if dev.type == "cuda" else "peak RSS (VmHWM)"}
+
+
+def probe_in_subprocesses(config: str, device: str, steps: int, threads: int,
+                          loops: tuple[str, ...] = ("ganzoo", "bare")) -> dict[str, dict]:
+    """`memory_probe` for each loop, each in its own fresh interpreter (`python bench.py --probe ...`).
+    The probes run side by side: each one's peak is its own, and startup (importing torch) overlaps."""
+    procs = {}
+    for loop in loops:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", config, loop, device, str(steps),
+               "--threads", str(threads)]
+        procs[loop] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = {}
+    for loop, proc in procs.items():
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory probe {config}/{loop}/{device} failed:\n{stderr[-2000:]}")
+        out[loop] = json.loads(stdout.strip().splitlines()[-1])
+    return out
+
+
+def run_config(key: str, device: torch.device, plan: Plan, threads: int, memory: bool = True) -> Result:
+    """All measurements of one config on one device."""
+    torch.set_num_threads(threads)
+    cfg = CONFIGS[key]
+    times, steps, model = measure_speed(cfg, device, plan)
+    images_per_s = measure_sampling(model, device, plan)
+    del model
+    g_best, b_best = min(times["ganzoo"]), min(times["bare"])
+    g_sps, b_sps = steps / g_best, steps / b_best
+    r = Result(config=key, label=cfg.label, device=device.type, batch=cfg.batch, threads=threads,
+               steps_per_round=steps, rounds=plan.rounds, ganzoo_steps_per_s=g_sps, bare_steps_per_s=b_sps,
+               overhead=b_sps / g_sps, ganzoo_round_s=times["ganzoo"], bare_round_s=times["bare"],
+               sample_images_per_s=images_per_s)
+    if memory:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        for loop, m in probe_in_subprocesses(key, str(device), plan.probe_steps, threads).items():
+            r.memory_kind = m["kind"]
+            setattr(r, f"{loop}_mem_mb", m["peak_mb"])
+            setattr(r, f"{loop}_setup_mem_mb", m["setup_mb"])
+    return r
+
+
+# -- reporting -----------------------------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+def render(results: list[Result], header: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"torch {header['torch']} | threads {header['threads']} | "
+                  + " | ".join(f"{d}: {n}" for d, n in header["devices"].items()))
+    table = Table(title="ganzoo Trainer vs bare PyTorch loop (batch 64, best round)")
+    for col, just in [("config", "left"), ("device", "left"), ("steps×rounds", "right"),
+                      ("ganzoo steps/s", "right"), ("bare steps/s", "right"), ("overhead", "right"),
+                      ("ganzoo MB", "right"), ("bare MB", "right"), ("sample img/s", "right")]:
+        table.add_column(col, justify=just)
+    for r in results:
+        style = "red" if r.overhead > OVERHEAD_TARGET else "green"
+        mem = (lambda v: "—" if v is None else f"{v:,.0f}")
+        table.add_row(r.label, r.device, f"{r.steps_per_round}×{r.rounds}", f"{r.ganzoo_steps_per_s:.2f}",
+                      f"{r.bare_steps_per_s:.2f}", f"[{style}]{r.overhead:.3f}[/{style}]", mem(r.ganzoo_mem_mb),
+                      mem(r.bare_mem_mb), f"{r.sample_images_per_s:,.0f}")
+    console.print(table)
+    kinds = sorted({f"{r.device}: {r.memory_kind}" for r in results if r.memory_kind})
+    console.print(f"overhead = bare steps/s ÷ ganzoo steps/s (target ≤ {OVERHEAD_TARGET}); memory = "
+                  + ("; ".join(kinds) or "not measured") + " (each loop alone in a fresh process)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="all", choices=["cpu", "cuda", "all"],
+                   help="all: CPU, and CUDA when available (default)")
+    p.add_argument("--models", default=",".join(CONFIGS), help=f"comma-separated, from {','.join(CONFIGS)}")
+    p.add_argument("--quick", action="store_true", help="tiny step counts (a smoke test, not a measurement)")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument("--threads", type=int, default=default_threads(), help="torch threads (default: usable cores)")
+    p.add_argument("--round-s", type=float, help="target seconds per timing round (default 4 on CPU, 2 on CUDA)")
+    p.add_argument("--rounds", type=int, help="timing rounds per loop (default 3)")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory probes (subprocesses)")
+    p.add_argument("--probe", nargs=4, metavar=("CONFIG", "LOOP", "DEVICE", "STEPS"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    unknown = set(args.models.split(",")) - set(CONFIGS)
+    if unknown:
+        p.error(f"unknown --models {sorted(unknown)} (known: {', '.join(CONFIGS)})")
+    return args
+
+
+def devices_for(choice: str) -> list[torch.device]:
+    if choice == "cpu":
+        return [torch.device("cpu")]
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: CUDA is not available here")
+        return [pick_device("cuda")]
+    return [torch.device("cpu")] + ([pick_device("cuda")] if torch.cuda.is_available() else [])
+
+
+def plan_for(device: torch.device, args: argparse.Namespace) -> Plan:
+    plan = Plan.quick() if args.quick else Plan(round_s=4.0 if device.type == "cpu" else 2.0)
+    if args.round_s is not None:
+        plan.round_s = args.round_s
+    if args.rounds is not None:
+        plan.rounds = args.rounds
+    return plan
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    args = parse_args(argv)
+    if args.probe:
+        config, loop, device, steps = args.probe
+        print(json.dumps(memory_probe(config, loop, device, int(steps), args.threads)))
+        return []
+    torch.set_num_threads(args.threads)
+    devices = devices_for(args.device)
+    header = {"torch": torch.__version__, "threads": args.threads, "python": platform.python_version(),
+              "devices": {d.type: device_name(d) for d in devices}}
+    results = []
+    t0 = time.perf_counter()
+    for device in devices:
+        plan = plan_for(device, args)
+        for key in args.models.split(","):
+            print(f"measuring {key} on {device} ...", file=sys.stderr, flush=True)
+            results.append(run_config(key, device, plan, args.threads, memory=not args.no_memory))
+    render(results, header)
+    print(f"total benchmark time {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**header, "results": [asdict(r) for r in results]}, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

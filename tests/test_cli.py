@@ -1,0 +1,132 @@
+"""The command line: Hydra behaviour through Click, one-line errors, multirun, end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ganzoo.cli import flags_first, with_resume
+
+from .conftest import TINY_OVERRIDES, invoke
+
+
+def test_version_and_help(cli_runner):
+    r = invoke(cli_runner, ["--version"])
+    assert r.exit_code == 0 and r.stdout.startswith("ganzoo ")
+    r = invoke(cli_runner, ["--help"])
+    assert r.exit_code == 0
+    for word in ("train", "sample", "list", "model", "dcgan", "gan", "dataset", "digits", "trainer"):
+        assert word in r.stdout
+
+
+def test_list_describes_every_model_and_dataset(cli_runner):
+    from ganzoo.cli import group_options
+
+    r = invoke(cli_runner, ["list"])
+    assert r.exit_code == 0
+    for group in ("model", "dataset"):
+        for opt in group_options(group):
+            assert opt in r.stdout
+    assert "Radford" in r.stdout and "procedural" in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["model=nonexistent"], "Could not find 'model/nonexistent' (available: dcgan"),
+    (["dataset=nope"], "available: "),
+    (["trainer.max_steps=abc"], "could not be converted to Integer"),
+    (["trainer.max_step=5"], "Key 'max_step' not in 'TrainerSettings'"),
+    (["optim.lr=1e-4,2e-4"], "to sweep add -m/--multirun"),
+    (["model.foo=1"], "Could not override 'model.foo'"),
+    (["model=[dcgan"], "model=[dcgan"),
+    (["model.ngf=abc"], "model.ngf='abc' has the wrong type"),
+    (["model.z_dim=0.5"], "model.z_dim=0.5 has the wrong type"),
+    (["dataset=image_folder", "dataset.path=/definitely/not/here"], "/definitely/not/here"),
+    (["trainer.batch_size=100000"], "lower trainer.batch_size"),
+    (["optim.name=rmsprop"], "unknown optimizer 'rmsprop'"),
+])
+def test_bad_overrides_print_one_line_and_exit_2(cli_runner, tmp_path, args, needle):
+    r = invoke(cli_runner, ["train", *args, *TINY_OVERRIDES, f"hydra.run.dir={tmp_path}"])
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("Error: ") and needle in lines[0], lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_sample_bad_run_is_one_line(cli_runner, tmp_path):
+    r = invoke(cli_runner, ["sample", f"run={tmp_path / 'missing'}"])
+    assert r.exit_code == 2 and "does not exist" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_flags_before_or_after_overrides():
+    assert flags_first(["model=gan", "-m", "seed=0,1"]) == ["-m", "model=gan", "seed=0,1"]
+    assert flags_first(["a=1", "--cfg", "job", "-p", "trainer"]) == ["--cfg", "job", "-p", "trainer", "a=1"]
+    assert flags_first(["-cd", "my", "x=1"]) == ["-cd", "my", "x=1"]
+    assert flags_first(["x=1", "--info", "defaults"]) == ["--info", "defaults", "x=1"]
+    assert flags_first(["x=1", "--info"]) == ["--info", "x=1"]
+
+
+def test_with_resume_reuses_the_runs_overrides(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- model=gan\n- trainer.max_steps=10\n- seed=4\n")
+    got = with_resume([f"resume={tmp_path}", "trainer.max_steps=20"])
+    assert got == ["model=gan", "seed=4", f"resume={tmp_path}", "trainer.max_steps=20", f"hydra.run.dir={tmp_path}"]
+
+
+def test_cfg_job_prints_config_after_overrides(cli_runner):
+    r = invoke(cli_runner, ["train", "model=gan", "--cfg", "job", "-p", "model"])
+    assert r.exit_code == 0 and "d_units: 240" in r.stdout
+
+
+def test_user_config_dir_adds_a_model(cli_runner, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "dcgan_small.yaml").write_text(
+        "# @package _global_\n# a smaller DCGAN\ndefaults:\n  - /model/dcgan@_global_\n  - _self_\nmodel:\n  ngf: 8\n")
+    r = invoke(cli_runner, ["train", "-cd", str(tmp_path), "model=dcgan_small", "--cfg", "job", "-p", "model"])
+    assert r.exit_code == 0, r.output
+    assert "ngf: 8" in r.stdout and "name: dcgan" in r.stdout
+
+
+def test_multirun_creates_one_folder_per_job(cli_runner, tmp_path):
+    r = invoke(cli_runner, ["train", "seed=0,1", "-m", "trainer.max_steps=1", *TINY_OVERRIDES,
+                            f"hydra.sweep.dir={tmp_path}"])
+    assert r.exit_code == 0, r.output
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for j in jobs:
+        assert (tmp_path / j / "checkpoints" / "latest.json").exists()
+        assert (tmp_path / j / ".hydra" / "overrides.yaml").read_text().count("seed=") == 1
+
+
+def _ganzoo(*args, cwd, env=None):
+    exe = Path(sys.executable).with_name("ganzoo")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_console_script_train_then_sample_then_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    r = _ganzoo("train", "trainer.max_steps=3", *TINY_OVERRIDES, "model.ngf=8", "model.ndf=8",
+                f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "stats.jsonl").exists()
+    r = _ganzoo("sample", f"run={run_dir}", "n=16", "out=grid.png", "seed=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    img = Image.open(tmp_path / "grid.png")
+    assert img.size == (4 * 30 + 2, 4 * 30 + 2)
+    px = list(img.getdata())
+    assert max(px) - min(px) > 50, "the grid is blank"
+    r = _ganzoo("sample", f"run={run_dir}", "n=3", "out=pngs", cwd=tmp_path)
+    assert r.returncode == 0 and len(list((tmp_path / "pngs").glob("*.png"))) == 3
+    # resume continues in the same folder, with the run's own overrides, to the new max_steps
+    r = _ganzoo("train", f"resume={run_dir}", "trainer.max_steps=5", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    steps = [int(p.name[5:13]) for p in (run_dir / "checkpoints").glob("step_*.pt")]
+    assert max(steps) == 5
+    r = subprocess.run([sys.executable, "-m", "ganzoo", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "ganzoo" in r.stdout
