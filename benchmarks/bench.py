@@ -85,22 +85,30 @@ CONFIGS: dict[str, Config] = {
 
 @dataclass
 class Plan:
-    """How much to run: warm-up, rounds and the target length of one round (seconds)."""
+    """How much to run: warm-up, the length and number of timing rounds, memory probe and sampling."""
 
-    warmup_s: float = 1.0  # after each loop's first step, warm up until this long has passed...
-    warmup_max: int = 20  # ...or this many steps
-    round_s: float = 4.0
-    rounds: int = 3
+    warmup_s: float = 1.0  # after each loop's first step, more warm-up steps until this long has passed
+    warmup_max: int = 50  # ...but at most this many
+    calib_s: float = 0.5  # steps per round come from a block of at least this long (doubling from 1 step)
+    round_s: float = 3.0  # target length of one timing round
+    budget_s: float = 30.0  # timing rounds of both loops together stop at about this long...
+    min_rounds: int = 3  # ...but never fewer rounds per loop than this
+    max_rounds: int = 5
     min_steps: int = 1
-    max_steps: int = 2000
+    max_steps: int = 10_000
     probe_steps: int = 3  # steps run by each memory probe
     sample_s: float = 1.0  # length of one sampling round
     sample_rounds: int = 3
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(warmup_s=0.0, warmup_max=1, round_s=0.0, rounds=2, min_steps=2, max_steps=2, probe_steps=2,
-                   sample_s=0.0, sample_rounds=1)
+        """Tiny step counts: a smoke test of the whole path, not a measurement."""
+        return cls(warmup_s=0.0, warmup_max=0, calib_s=0.0, round_s=0.0, budget_s=0.0, min_rounds=2, max_rounds=2,
+                   min_steps=2, max_steps=2, probe_steps=2, sample_s=0.0, sample_rounds=1)
+
+    def rounds_for(self, round_time: float) -> int:
+        fit = int(self.budget_s / max(2 * round_time, 1e-9))
+        return max(self.min_rounds, min(self.max_rounds, fit))
 
 
 @dataclass
@@ -251,23 +259,34 @@ def time_steps(loop, n: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def warm_up(loop, device: torch.device, plan: Plan) -> float:
-    """Run the loop's first step, then steps until `plan.warmup_s` has passed; return seconds per step."""
-    time_steps(loop, 1, device)  # allocations, optimizer state, kernel selection
+def warm_up(loop, device: torch.device, plan: Plan) -> None:
+    """The loop's first step (allocations, optimizer state, kernel choice), then steps for `warmup_s`."""
+    time_steps(loop, 1, device)
     n, spent = 0, 0.0
-    while n < plan.warmup_max and (n == 0 or spent < plan.warmup_s):
+    while n < plan.warmup_max and spent < plan.warmup_s:
         spent += time_steps(loop, 1, device)
         n += 1
-    return spent / n
+
+
+def seconds_per_step(loop, device: torch.device, plan: Plan) -> float:
+    """Time blocks of 1, 2, 4, ... steps until one lasts `calib_s`; that block's seconds per step."""
+    n = 1
+    while True:
+        t = time_steps(loop, n, device)
+        if t >= plan.calib_s or n >= plan.max_steps:
+            return t / n
+        n *= 2
 
 
 def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, UnconditionalGAN]:
     """Alternating timing rounds of both loops; returns ({loop: [round seconds]}, steps per round, model)."""
     loops = build_loops(cfg, device)
-    per_step = max(warm_up(loops["ganzoo"], device, plan), warm_up(loops["bare"], device, plan))
+    for lp in loops.values():
+        warm_up(lp, device, plan)
+    per_step = min(seconds_per_step(lp, device, plan) for lp in loops.values())  # the less disturbed one
     steps = int(min(plan.max_steps, max(plan.min_steps, round(plan.round_s / max(per_step, 1e-9)))))
     times: dict[str, list[float]] = {"ganzoo": [], "bare": []}
-    for _ in range(plan.rounds):
+    for _ in range(plan.rounds_for(steps * per_step)):
         for name in ("ganzoo", "bare"):
             times[name].append(time_steps(loops[name], steps, device))
     return times, steps, loops["ganzoo"].trainer.model
@@ -362,7 +381,7 @@ def run_config(key: str, device: torch.device, plan: Plan, threads: int, memory:
     g_best, b_best = min(times["ganzoo"]), min(times["bare"])
     g_sps, b_sps = steps / g_best, steps / b_best
     r = Result(config=key, label=cfg.label, device=device.type, batch=cfg.batch, threads=threads,
-               steps_per_round=steps, rounds=plan.rounds, ganzoo_steps_per_s=g_sps, bare_steps_per_s=b_sps,
+               steps_per_round=steps, rounds=len(times["ganzoo"]), ganzoo_steps_per_s=g_sps, bare_steps_per_s=b_sps,
                overhead=b_sps / g_sps, ganzoo_round_s=times["ganzoo"], bare_round_s=times["bare"],
                sample_images_per_s=images_per_s)
     if memory:
@@ -388,32 +407,51 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_avg() -> float | None:
+    """1-minute load average (other processes on the CPU make timings noisy), None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
 
 
-def render(results: list[Result], header: dict) -> None:
+def _mb(peak: float | None, setup: float | None) -> str:
+    if peak is None:
+        return "—"
+    return f"{peak:,.0f} (+{peak - setup:,.0f})" if setup is not None else f"{peak:,.0f}"
+
+
+def render(results: list[Result], header: dict, load_end: float | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    console.print(f"torch {header['torch']} | threads {header['threads']} | "
-                  + " | ".join(f"{d}: {n}" for d, n in header["devices"].items()))
-    table = Table(title="ganzoo Trainer vs bare PyTorch loop (batch 64, best round)")
-    for col, just in [("config", "left"), ("device", "left"), ("steps×rounds", "right"),
-                      ("ganzoo steps/s", "right"), ("bare steps/s", "right"), ("overhead", "right"),
-                      ("ganzoo MB", "right"), ("bare MB", "right"), ("sample img/s", "right")]:
-        table.add_column(col, justify=just)
+    console = Console(width=max(150, Console().width))
+    load = header.get("load_avg_start")
+    console.print(f"torch {header['torch']} | python {header['python']} | torch threads {header['threads']} | "
+                  + " | ".join(f"{d}: {n}" for d, n in header["devices"].items())
+                  + (f" | load avg {load} → {load_end}" if load is not None else ""))
+    if load is not None and max(load, load_end or 0) > 0.5 * header["threads"]:
+        console.print("[yellow]other processes are using the CPU: CPU timings are noisy (each loop's best "
+                      "round is kept)[/yellow]")
+    table = Table(title="ganzoo Trainer vs bare PyTorch loop — batch 64, best round of each")
+    for col in ["config", "device", "steps × rounds", "ganzoo steps/s", "bare steps/s", "overhead",
+                "ganzoo peak MB (+train)", "bare peak MB (+train)", "sample img/s"]:
+        table.add_column(col, justify="left" if col in ("config", "device") else "right")
     for r in results:
         style = "red" if r.overhead > OVERHEAD_TARGET else "green"
-        mem = (lambda v: "—" if v is None else f"{v:,.0f}")
-        table.add_row(r.label, r.device, f"{r.steps_per_round}×{r.rounds}", f"{r.ganzoo_steps_per_s:.2f}",
-                      f"{r.bare_steps_per_s:.2f}", f"[{style}]{r.overhead:.3f}[/{style}]", mem(r.ganzoo_mem_mb),
-                      mem(r.bare_mem_mb), f"{r.sample_images_per_s:,.0f}")
+        table.add_row(r.label, r.device, f"{r.steps_per_round} × {r.rounds}", f"{r.ganzoo_steps_per_s:.2f}",
+                      f"{r.bare_steps_per_s:.2f}", f"[{style}]{r.overhead:.3f}[/{style}]",
+                      _mb(r.ganzoo_mem_mb, r.ganzoo_setup_mem_mb), _mb(r.bare_mem_mb, r.bare_setup_mem_mb),
+                      f"{r.sample_images_per_s:,.0f}")
     console.print(table)
     kinds = sorted({f"{r.device}: {r.memory_kind}" for r in results if r.memory_kind})
-    console.print(f"overhead = bare steps/s ÷ ganzoo steps/s (target ≤ {OVERHEAD_TARGET}); memory = "
-                  + ("; ".join(kinds) or "not measured") + " (each loop alone in a fresh process)")
+    console.print(f"overhead = bare steps/s ÷ ganzoo steps/s (target ≤ {OVERHEAD_TARGET}; < 1: ganzoo faster). "
+                  f"memory = {'; '.join(kinds) or 'not measured'}, each loop alone in a fresh process; "
+                  "(+train) = peak minus the peak before the first step (torch, nets, data).")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -425,8 +463,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny step counts (a smoke test, not a measurement)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch threads (default: usable cores)")
-    p.add_argument("--round-s", type=float, help="target seconds per timing round (default 4 on CPU, 2 on CUDA)")
-    p.add_argument("--rounds", type=int, help="timing rounds per loop (default 3)")
+    p.add_argument("--round-s", type=float, help="target seconds per timing round (default 3 on CPU, 1 on CUDA)")
+    p.add_argument("--rounds", type=int, help="timing rounds per loop (default: 3 to 5, as fit in ~30 s)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes (subprocesses)")
     p.add_argument("--probe", nargs=4, metavar=("CONFIG", "LOOP", "DEVICE", "STEPS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -447,11 +485,16 @@ def devices_for(choice: str) -> list[torch.device]:
 
 
 def plan_for(device: torch.device, args: argparse.Namespace) -> Plan:
-    plan = Plan.quick() if args.quick else Plan(round_s=4.0 if device.type == "cpu" else 2.0)
+    if args.quick:
+        plan = Plan.quick()
+    elif device.type == "cpu":
+        plan = Plan()
+    else:  # CUDA: a step is milliseconds; more warm-up steps, shorter rounds
+        plan = Plan(warmup_s=2.0, warmup_max=200, round_s=1.0, budget_s=10.0, max_rounds=5, probe_steps=5)
     if args.round_s is not None:
         plan.round_s = args.round_s
     if args.rounds is not None:
-        plan.rounds = args.rounds
+        plan.min_rounds = plan.max_rounds = args.rounds
     return plan
 
 
@@ -464,15 +507,18 @@ def main(argv: list[str] | None = None) -> list[Result]:
     torch.set_num_threads(args.threads)
     devices = devices_for(args.device)
     header = {"torch": torch.__version__, "threads": args.threads, "python": platform.python_version(),
-              "devices": {d.type: device_name(d) for d in devices}}
+              "devices": {d.type: device_name(d) for d in devices}, "load_avg_start": load_avg()}
     results = []
     t0 = time.perf_counter()
     for device in devices:
         plan = plan_for(device, args)
         for key in args.models.split(","):
-            print(f"measuring {key} on {device} ...", file=sys.stderr, flush=True)
+            t1 = time.perf_counter()
+            print(f"measuring {key} on {device} ...", end="", file=sys.stderr, flush=True)
             results.append(run_config(key, device, plan, args.threads, memory=not args.no_memory))
-    render(results, header)
+            print(f" {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
+    header["load_avg_end"] = load_avg()
+    render(results, header, header["load_avg_end"])
     print(f"total benchmark time {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

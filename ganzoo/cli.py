@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import traceback
 from importlib import resources
@@ -30,6 +31,9 @@ CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
 _VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
                 "--config-dir", "-sc", "--shell-completion", "--experimental-rerun"}
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+_DETAIL = re.compile(r"^\s*(full_key|reference_type|object_type|value_type|key|msg):")
 
 
 class ConfigError(click.ClickException):
@@ -77,18 +81,23 @@ def with_resume(args: list[str]) -> list[str]:
 
 def one_line(e: BaseException) -> str:
     """A Hydra/OmegaConf error as one line, with the hint the user needs."""
-    msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    para = str(e).strip().split("\n\n")[0].splitlines() or [type(e).__name__]
+    msg = ""
+    for piece in (x.strip() for x in para if not _DETAIL.match(x)):
+        msg += (" " if msg.endswith(".") else ": " if msg else "") + piece
+    override = getattr(e, "override", None)
+    if isinstance(override, str) and override not in msg:
+        msg = f"cannot parse override {override!r}: {msg}"
     options = getattr(e, "options", None)
     if options:
         msg += f" (available: {', '.join(options)})"
     if "Ambiguous value for argument" in msg:
         msg += " (to sweep add -m/--multirun; for a list use key=[a,b])"
-    if "Could not override" in msg or "Key '" in msg:
-        cause = e.__cause__ or e.__context__
-        if cause is not None:
-            first = (str(cause).strip().splitlines() or [""])[0]
-            if first and first not in msg:
-                msg += f": {first}"
+    cause = e.__cause__ or e.__context__
+    if cause is not None:
+        first = (str(cause).strip().splitlines() or [""])[0]
+        if first and first not in msg:
+            msg += (" " if msg.endswith(".") else ": ") + first
     return msg
 
 

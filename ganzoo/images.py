@@ -36,7 +36,8 @@ def _save_png(img: Image.Image, path: Path) -> None:
 
 def grid(images: Tensor, nrow: int) -> Tensor:
     """[-1, 1] images [N, C, H, W] -> one uint8 grid image [C, H', W'] with 2-px black padding."""
-    return make_grid(to_uint8(images), nrow=nrow, padding=2, pad_value=0)
+    g = make_grid(to_uint8(images), nrow=nrow, padding=2, pad_value=0)
+    return g[:1] if images.shape[1] == 1 else g  # make_grid makes 1-channel images RGB
 
 
 def save_grid(images: Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:

@@ -26,6 +26,7 @@ class RunLog:
     def __init__(self, run_dir: Path, *, total_steps: int, start_step: int = 0, tensorboard: bool = True,
                  progress: bool = True, console: Console | None = None):
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stats_path = self.run_dir / "stats.jsonl"
         self.console = console or Console(stderr=True)
         self._truncate(start_step)

@@ -12,7 +12,8 @@ os.environ.setdefault("GANZOO_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 TINY_DIGITS = {"name": "digits", "root": None, "resolution": 28, "num_train": 256, "num_test": 64}
-TINY_OVERRIDES = ["dataset.num_train=256", "dataset.num_test=64", "trainer.batch_size=8", "trainer.log_every=1",
+TINY_DATA = ["dataset.num_train=256", "dataset.num_test=64"]
+TINY_OVERRIDES = [*TINY_DATA, "trainer.batch_size=8", "trainer.log_every=1",
                   "trainer.sample_every=0", "trainer.n_samples=4", "trainer.progress=false",
                   "trainer.tensorboard=false"]
 
