@@ -98,6 +98,9 @@ def one_line(e: BaseException) -> str:
         first = (str(cause).strip().splitlines() or [""])[0]
         if first and first not in msg:
             msg += (" " if msg.endswith(".") else ": ") + first
+    if "Could not override" in msg:  # a typo, not a wish to add a key: drop Hydra's "+key" advice
+        msg = re.sub(r" ?To append to your config use \+\S+", "", msg)
+        msg += " (list the valid keys with --cfg job)"
     return msg
 
 

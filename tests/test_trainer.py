@@ -1,0 +1,163 @@
+"""The shared trainer: schedules, EMA, AMP, per-phase optimizers, no host sync per step; the loader:
+exact positions with preloading and with DataLoader workers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganzoo import run
+from ganzoo.build import build_dataset, build_model
+from ganzoo.checkpoint import load_run
+from ganzoo.data.base import Augment, DataInfo, TensorImageDataset
+from ganzoo.data.loader import BatchStream
+from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.trainer import Trainer, lr_lambda
+
+from .conftest import TINY_DIGITS
+
+CPU = torch.device("cpu")
+
+
+def _trainer(tmp_path, model="dcgan", optim=None, **kw) -> Trainer:
+    s = TrainerSettings(**{**dict(max_steps=4, batch_size=8, log_every=2, sample_every=0, ckpt_every=0,
+                                  n_samples=4, progress=False, tensorboard=False, device="cpu"), **kw})
+    data = build_dataset(dict(TINY_DIGITS), seed=0)
+    m = build_model(model, {"ngf": 8, "ndf": 8} if model == "dcgan" else {"g_hidden": 32, "d_units": 16}, data.info)
+    stream = BatchStream(data, batch_size=s.batch_size, seed=0, device=CPU)
+    return Trainer(m, stream, settings=s, optim=optim or OptimSettings(), run_dir=tmp_path, seed=0, device=CPU,
+                   meta={"model": {"name": model, "args": {}}, "dataset": TINY_DIGITS, "data": data.info.to_dict(),
+                         "config": {}})
+
+
+def test_linear_and_cosine_schedules_reach_zero():
+    lin = lr_lambda("linear", 10, 110)
+    assert lin(0) == lin(10) == 1.0 and lin(60) == pytest.approx(0.5) and lin(110) == 0.0
+    cos = lr_lambda("cosine", 0, 100)
+    assert cos(0) == 1.0 and cos(50) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="known: constant, linear, cosine"):
+        lr_lambda("step", 0, 1)
+
+
+def test_per_phase_optimizer_overrides_and_schedule(tmp_path):
+    t = _trainer(tmp_path, optim=OptimSettings(lr=2e-4, phases={"G": {"lr": 1e-3}}, schedule="linear"))
+    assert t.opt["D"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert t.opt["G"].param_groups[0]["lr"] == pytest.approx(1e-3)
+    for _ in range(4):
+        t.train_step(next(t.stream))
+    assert t.opt["G"].param_groups[0]["lr"] == 0.0
+    with pytest.raises(ValueError, match="optim.phases has"):
+        _trainer(tmp_path, optim=OptimSettings(phases={"Q": {"lr": 1.0}}))
+
+
+def test_phase_every_skips_steps(tmp_path):
+    t = _trainer(tmp_path)
+    from dataclasses import replace
+
+    t.phases = [replace(p, every=2) if p.name == "G" else p for p in t.phases]
+    for _ in range(4):
+        t.train_step(next(t.stream))
+    assert t._cnt == {"D/loss": 4, "D/acc": 4, "G/loss": 2}
+
+
+def test_ema_is_saved_and_used_for_sampling(tmp_path):
+    t = run.train(model_cfg={"name": "dcgan", "ngf": 8, "ndf": 8}, dataset_cfg=dict(TINY_DIGITS),
+                  trainer=TrainerSettings(max_steps=3, batch_size=8, log_every=1, sample_every=0, ckpt_every=0,
+                                          n_samples=4, progress=False, tensorboard=False, device="cpu", ema=True,
+                                          ema_decay=0.5),
+                  optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
+    ck = load_run(tmp_path)
+    live, ema = ck["nets"], ck["ema"]["G"]
+    assert any(not torch.equal(live[f"G.{k}"], v) for k, v in ema.items() if v.is_floating_point())
+    model_ema, _ = run.load_model(tmp_path, device=CPU, ema=True)
+    model_live, _ = run.load_model(tmp_path, device=CPU, ema=False)
+    z = torch.zeros(2, 100)
+    assert not torch.equal(model_ema.generate(2, z=z), model_live.generate(2, z=z))
+    # decay 0.5 over 3 steps: ema = 0.5*ema + 0.5*live, starting from the init copy
+    assert torch.equal(t.ema["G"].state_dict()["project.0.weight"], ema["project.0.weight"])
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_modes_train_and_keep_scaler_state(tmp_path, amp):
+    t = run.train(model_cfg={"name": "dcgan", "ngf": 8, "ndf": 8}, dataset_cfg=dict(TINY_DIGITS),
+                  trainer=TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0,
+                                          n_samples=4, progress=False, tensorboard=False, device="cpu", amp=amp),
+                  optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
+    ck = load_run(tmp_path)
+    assert (ck["scaler"] is not None) == (amp == "fp16")
+    assert all(torch.isfinite(v).all() for v in ck["nets"].values() if v.is_floating_point())
+    assert t.step == 2
+
+
+def test_no_host_sync_inside_a_training_step(tmp_path, monkeypatch):
+    t = _trainer(tmp_path)
+    t.train_step(next(t.stream))  # warm-up (lazy init)
+
+    import sys
+
+    def guard(name):
+        original = getattr(torch.Tensor, name)
+
+        def forbidden(self, *a, **k):
+            # Adam reads its step counter, a CPU tensor even when training on CUDA: not a device sync
+            if "torch/optim" in sys._getframe(1).f_code.co_filename and self.device.type == "cpu":
+                return original(self, *a, **k)
+            raise AssertionError(f"host-device sync in the training step: Tensor.{name}")
+
+        return forbidden
+
+    for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, guard(name))
+    for _ in range(2):
+        t.train_step(next(t.stream))
+    monkeypatch.undo()
+    assert set(t.flush_stats()) >= {"D/loss", "G/loss", "lr/D", "lr/G"}
+
+
+def _synthetic(n=40, size=12, resolution=8) -> TensorImageDataset:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=g)
+    images[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8)  # each image carries its index
+    return TensorImageDataset(DataInfo("syn", 1, resolution, 10, n, ("image", "label")), images,
+                              torch.arange(n) % 10, Augment(crop=resolution, flip=True))
+
+
+class _NoFastPath(TensorImageDataset):
+    """Forces the DataLoader-worker path (no tensors() fast path, not preloaded)."""
+
+    tensors = TensorImageDataset.__mro__[1].tensors
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_stream_resumes_mid_epoch_exactly(workers):
+    data = _synthetic()
+    if workers:
+        data.__class__ = _NoFastPath
+
+    def make():
+        return BatchStream(data, batch_size=6, seed=5, device=CPU, preload=not workers, num_workers=workers)
+
+    full = make()
+    straight = [next(full) for _ in range(14)]  # 14 batches = 2 epochs of 6 + 2 (drop_last)
+    part = make()
+    for _ in range(8):
+        next(part)
+    state = part.state()
+    resumed = make()
+    resumed.load_state(state)
+    rest = [next(resumed) for _ in range(6)]
+    for a, b in zip(straight[8:], rest):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    assert straight[0]["image"].shape == (6, 1, 8, 8)
+    assert -1.0 <= straight[0]["image"].min() and straight[0]["image"].max() <= 1.0
+
+
+def test_stream_epochs_cover_every_item_once():
+    data = TensorImageDataset(DataInfo("syn", 1, 4, 0, 30), torch.arange(30, dtype=torch.uint8).view(30, 1, 1, 1)
+                              .expand(30, 1, 4, 4).contiguous())
+    s = BatchStream(data, batch_size=5, seed=1, device=CPU)
+    seen = torch.cat([next(s)["image"][:, 0, 0, 0] for _ in range(6)])
+    ids = ((seen + 1) * 127.5).round().long()
+    assert sorted(ids.tolist()) == list(range(30))
+    second = torch.cat([next(s)["image"][:, 0, 0, 0] for _ in range(6)])
+    assert not torch.equal(seen, second), "epoch 2 must be reshuffled"
