@@ -54,7 +54,7 @@ def test_trains_saves_resumes_exactly_and_samples(name, tmp_path):
     for k in sa:
         assert torch.equal(sa[k], sb[k]), f"{k} differs after resume"
     for ka, kb in zip(a.opt.values(), b.opt.values()):
-        for (pa, sta), (pb, stb) in zip(ka.state.items(), kb.state.items()):
+        for (_pa, sta), (_pb, stb) in zip(ka.state.items(), kb.state.items()):
             for key in sta:
                 assert torch.equal(sta[key], stb[key]) if torch.is_tensor(sta[key]) else sta[key] == stb[key]
     assert _losses(straight) == _losses(split)
