@@ -96,7 +96,7 @@ class Plan:
     max_rounds: int = 5
     min_steps: int = 1
     max_steps: int = 10_000
-    probe_steps: int = 3  # steps run by each memory probe
+    probe_steps: int = 2  # steps run by each memory probe (the 2nd has grads, Adam state and activations live)
     sample_s: float = 1.0  # length of one sampling round
     sample_rounds: int = 3
 
@@ -490,7 +490,7 @@ def plan_for(device: torch.device, args: argparse.Namespace) -> Plan:
     elif device.type == "cpu":
         plan = Plan()
     else:  # CUDA: a step is milliseconds; more warm-up steps, shorter rounds
-        plan = Plan(warmup_s=2.0, warmup_max=200, round_s=1.0, budget_s=10.0, max_rounds=5, probe_steps=5)
+        plan = Plan(warmup_s=2.0, warmup_max=200, round_s=1.0, budget_s=10.0, max_rounds=5, probe_steps=3)
     if args.round_s is not None:
         plan.round_s = args.round_s
     if args.rounds is not None:

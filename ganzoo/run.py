@@ -48,7 +48,7 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     ckpt = load_run(resume) if resume else None  # fail fast, before building anything
     device = pick_device(trainer.device)
     seed_everything(seed)
-    data = build_dataset(dataset_cfg, split="train", seed=seed)
+    data = build_dataset(dataset_cfg, split="train")  # the data does not change with the training seed
     model_name, model_args = split_name(model_cfg, "model")
     model = build_model(model_name, model_args, data.info).to(device)
     if trainer.channels_last:

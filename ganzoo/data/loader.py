@@ -1,0 +1,172 @@
+"""The batch stream: an endless, seeded, exactly resumable source of training batches.
+
+Order and augmentation are pure functions of (seed, epoch): each epoch's permutation, flips and crop
+offsets come from a generator seeded with both, so the stream position is just (epoch, index) and a
+resumed run sees exactly the batches the uninterrupted run would have seen — with preloading and with
+DataLoader workers alike. Batches are dicts {"image": float [B, C, R, R] in [-1, 1], "label": int64 [B]}
+on the training device.
+
+Small datasets are preloaded once as uint8 tensors on the device and indexed there (no workers, no
+host-device copies per step); large ones are decoded by DataLoader workers into pinned memory.
+Crop and flip run on the device for both paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from .base import Augment, DataError, ImageDataset
+
+
+@dataclass
+class _Epoch:
+    perm: torch.Tensor  # int64 [N] (CPU)
+    flip: torch.Tensor  # bool [N], by position in the epoch
+    offset: torch.Tensor  # int64 [N, 2] crop (top, left), by position in the epoch
+
+
+class _Positions(Sampler):
+    """Batches of indices perm[start:], for DataLoader workers."""
+
+    def __init__(self, perm: torch.Tensor, start: int, batch_size: int):
+        self.perm, self.start, self.batch_size = perm, start, batch_size
+
+    def __iter__(self):
+        for i in range(self.start, len(self.perm) - self.batch_size + 1, self.batch_size):
+            yield self.perm[i : i + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return (len(self.perm) - self.start) // self.batch_size
+
+
+def _stack_all(dataset: ImageDataset, num_workers: int) -> dict[str, torch.Tensor]:
+    if type(dataset).tensors is not ImageDataset.tensors or num_workers == 0:
+        return dataset.tensors()
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in DataLoader(dataset, batch_size=256, num_workers=num_workers):
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def augment_batch(images: torch.Tensor, aug: Augment, flip: torch.Tensor, offset: torch.Tensor,
+                  resolution: int) -> torch.Tensor:
+    """Crop [B, C, S, S] uint8 images at per-sample offsets to `resolution` and flip where `flip`."""
+    if aug.crop is not None and images.shape[-1] != resolution:
+        b = images.shape[0]
+        ar = torch.arange(resolution, device=images.device)
+        rows = (offset[:, 0:1] + ar)[:, :, None]  # [B, R, 1]
+        cols = (offset[:, 1:2] + ar)[:, None, :]  # [B, 1, R]
+        idx = torch.arange(b, device=images.device)[:, None, None]
+        images = images.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2)  # [B, C, R, R]
+    if aug.flip:
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    return images
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+class BatchStream:
+    def __init__(self, dataset: ImageDataset, *, batch_size: int, seed: int, device: torch.device,
+                 preload: bool | None = None, preload_max_mb: int = 2048, num_workers: int = 0,
+                 worker_timeout: float = 120.0, channels_last: bool = False):
+        n = len(dataset)
+        if n < batch_size:
+            raise DataError(f"dataset {dataset.info.name!r} has {n} items, fewer than trainer.batch_size="
+                            f"{batch_size}: lower trainer.batch_size")
+        self.dataset, self.batch_size, self.seed, self.device = dataset, batch_size, seed, device
+        self.info, self.aug = dataset.info, dataset.augment
+        self.num_workers, self.worker_timeout = num_workers, worker_timeout
+        self.channels_last = channels_last
+        if preload is None:
+            preload = dataset.nbytes() <= preload_max_mb * 2**20
+        self.preloaded = preload
+        self.data: dict[str, torch.Tensor] | None = None
+        if preload:
+            self.data = {k: v.to(device) for k, v in _stack_all(dataset, num_workers).items()}
+        self.epoch, self.index = 0, 0
+        self._ep: _Epoch | None = None
+        self._ep_dev: dict[str, torch.Tensor] = {}
+        self._it = None
+
+    # -- position -------------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state(self, state: dict) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+        self._ep, self._it = None, None
+
+    # -- epoch plan -----------------------------------------------------------------------------
+    def _plan(self, epoch: int) -> _Epoch:
+        n = len(self.dataset)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        perm = torch.randperm(n, generator=g)
+        flip = torch.rand(n, generator=g) < 0.5
+        room = self.dataset.item_size - self.info.resolution
+        offset = torch.randint(0, room + 1, (n, 2), generator=g)
+        return _Epoch(perm, flip, offset)
+
+    def _start_epoch(self) -> None:
+        self._ep = self._plan(self.epoch)
+        nb = self.device.type == "cuda"
+        self._ep_dev = {k: getattr(self._ep, k).to(self.device, non_blocking=nb)
+                        for k in ("perm", "flip", "offset")}
+        self._it = None
+        if not self.preloaded:
+            loader = DataLoader(self.dataset, batch_sampler=_Positions(self._ep.perm, self.index, self.batch_size),
+                                num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                                timeout=self.worker_timeout if self.num_workers > 0 else 0)
+            self._it = iter(loader)
+
+    # -- batches --------------------------------------------------------------------------------
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self.index + self.batch_size > len(self.dataset):
+            self.epoch, self.index = self.epoch + 1, 0
+            self._ep = None
+        if self._ep is None:
+            self._start_epoch()
+        i, b = self.index, self.batch_size
+        pos = slice(i, i + b)
+        if self.preloaded:
+            idx = self._ep_dev["perm"][pos]
+            raw = {k: v[idx] for k, v in self.data.items()}
+        else:
+            raw = {k: v.to(self.device, non_blocking=True) for k, v in next(self._it).items()}
+        self.index += b
+        return self._finish(raw, self._ep_dev["flip"][pos], self._ep_dev["offset"][pos])
+
+    def _finish(self, raw: dict, flip: torch.Tensor, offset: torch.Tensor) -> dict[str, torch.Tensor]:
+        img = to_float(augment_batch(raw["image"], self.aug, flip, offset, self.info.resolution))
+        if self.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+        out = {"image": img}
+        if "label" in raw:
+            out["label"] = raw["label"].long()
+        return out
+
+    def fixed_batch(self, n: int) -> dict[str, torch.Tensor]:
+        """n items chosen by a fixed seed, centre-cropped, unflipped (preview grids); no state change."""
+        n = min(n, len(self.dataset))
+        idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed))[:n]
+        if self.preloaded:
+            raw = {k: v[idx.to(self.device)] for k, v in self.data.items()}
+        else:
+            items = [self.dataset[int(i)] for i in idx]
+            raw = {k: torch.stack([it[k] for it in items]).to(self.device) for k in items[0]}
+        room = self.dataset.item_size - self.info.resolution
+        offset = torch.full((n, 2), room // 2, device=self.device)
+        return self._finish(raw, torch.zeros(n, dtype=torch.bool, device=self.device), offset)
