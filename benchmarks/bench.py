@@ -23,12 +23,18 @@ For each config (GAN: MLP G / maxout D at 28 px, 1 channel; DCGAN at 28 px, 1 ch
 * sampling images/s — `model.eval()` then `model.generate(256)` under `torch.no_grad()`, repeated.
 
 Fairness: both loops warm up first; then timing rounds alternate ganzoo, bare, ganzoo, bare, ... with
-the same number of steps per round (chosen from the warm-up so that a round takes about
-`--round-s` seconds); each loop's best (shortest) round counts. Torch threads are set explicitly and
-are the same for both; on CUDA the device is synchronized before each timer read.
+the same number of steps per round (sized from the warm-up so that a round takes about `--round-s`
+seconds, 3 on CPU; 3 to 5 rounds each, as fit in about 30 s per config); each loop's best (shortest)
+round counts, so a burst of load from other processes only costs a round. Torch threads are set
+explicitly (default: the usable cores) and are the same for both; on CUDA the device is synchronized
+before each timer read.
+
+One difference is the trainer's by design: it switches off gradients of the nets a phase does not
+train, so its G step does not compute D's weight gradients, which the textbook loop computes and
+throws away. An overhead below 1 (ganzoo faster) on compute-bound configs comes from that.
 
 Usage: python benchmarks/bench.py [--device cpu|cuda|all] [--models gan,dcgan28,dcgan64] [--quick]
-                                  [--json out.json] [--threads N] [--round-s S] [--rounds R]
+                                  [--json out.json] [--threads N] [--round-s S] [--rounds R] [--no-memory]
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ class Plan:
 
     warmup_s: float = 1.0  # after each loop's first step, more warm-up steps until this long has passed
     warmup_max: int = 50  # ...but at most this many
-    calib_s: float = 0.5  # steps per round come from a block of at least this long (doubling from 1 step)
+    calib_s: float = 0.5  # steps per round come from blocks of at least this long (see seconds_per_step)
     round_s: float = 3.0  # target length of one timing round
     budget_s: float = 30.0  # timing rounds of both loops together stop at about this long...
     min_rounds: int = 3  # ...but never fewer rounds per loop than this
@@ -131,6 +137,7 @@ class Result:
     ganzoo_setup_mem_mb: float | None = None  # the same measure right before the first step
     bare_setup_mem_mb: float | None = None
     sample_images_per_s: float = 0.0
+    elapsed_s: float = 0.0  # wall time of all of this config's measurements, probes included
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -259,31 +266,38 @@ def time_steps(loop, n: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def warm_up(loop, device: torch.device, plan: Plan) -> None:
-    """The loop's first step (allocations, optimizer state, kernel choice), then steps for `warmup_s`."""
+def warm_up(loop, device: torch.device, plan: Plan) -> list[float]:
+    """The loop's first step (allocations, optimizer state, kernel choice), then single steps until
+    `warmup_s` has passed; returns those steps' times (not the first's)."""
     time_steps(loop, 1, device)
-    n, spent = 0, 0.0
-    while n < plan.warmup_max and spent < plan.warmup_s:
-        spent += time_steps(loop, 1, device)
-        n += 1
+    times: list[float] = []
+    while len(times) < plan.warmup_max and sum(times) < plan.warmup_s:
+        times.append(time_steps(loop, 1, device))
+    return times
 
 
-def seconds_per_step(loop, device: torch.device, plan: Plan) -> float:
-    """Time blocks of 1, 2, 4, ... steps until one lasts `calib_s`; that block's seconds per step."""
-    n = 1
+def seconds_per_step(loop, device: torch.device, plan: Plan, warm: list[float]) -> float:
+    """Seconds per step, for sizing the rounds: a warm-up step if one alone lasted `calib_s` (slow
+    configs), else blocks of 2, 4, 8, ... steps until one lasts `calib_s`, that block taken twice more
+    and the fastest of the three kept (a burst of load elsewhere only makes a block slower)."""
+    if warm and max(warm) >= plan.calib_s:
+        return min(warm)
+    n = 2
     while True:
         t = time_steps(loop, n, device)
         if t >= plan.calib_s or n >= plan.max_steps:
-            return t / n
+            break
         n *= 2
+    if plan.calib_s > 0:
+        t = min(t, *(time_steps(loop, n, device) for _ in range(2)))
+    return t / n
 
 
 def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, UnconditionalGAN]:
     """Alternating timing rounds of both loops; returns ({loop: [round seconds]}, steps per round, model)."""
     loops = build_loops(cfg, device)
-    for lp in loops.values():
-        warm_up(lp, device, plan)
-    per_step = min(seconds_per_step(lp, device, plan) for lp in loops.values())  # the less disturbed one
+    warm = {name: warm_up(lp, device, plan) for name, lp in loops.items()}
+    per_step = min(seconds_per_step(lp, device, plan, warm[name]) for name, lp in loops.items())
     steps = int(min(plan.max_steps, max(plan.min_steps, round(plan.round_s / max(per_step, 1e-9)))))
     times: dict[str, list[float]] = {"ganzoo": [], "bare": []}
     for _ in range(plan.rounds_for(steps * per_step)):
@@ -337,7 +351,7 @@ def _peak_mb(device: torch.device) -> float:
 
 def memory_probe(config: str, loop: str, device: str, steps: int, threads: int) -> dict:
     """Build only one loop in this process and run `steps` steps; the peak memory (MB) before and after.
-    Meant to run in a fresh process (see `probe_in_subprocess`): RSS peaks are per process."""
+    Meant to run in a fresh process (see `probe_in_subprocesses`): RSS peaks are per process."""
     torch.set_num_threads(threads)
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -374,6 +388,7 @@ def probe_in_subprocesses(config: str, device: str, steps: int, threads: int,
 def run_config(key: str, device: torch.device, plan: Plan, threads: int, memory: bool = True) -> Result:
     """All measurements of one config on one device."""
     torch.set_num_threads(threads)
+    t0 = time.perf_counter()
     cfg = CONFIGS[key]
     times, steps, model = measure_speed(cfg, device, plan)
     images_per_s = measure_sampling(model, device, plan)
@@ -391,6 +406,7 @@ def run_config(key: str, device: torch.device, plan: Plan, threads: int, memory:
             r.memory_kind = m["kind"]
             setattr(r, f"{loop}_mem_mb", m["peak_mb"])
             setattr(r, f"{loop}_setup_mem_mb", m["setup_mb"])
+    r.elapsed_s = time.perf_counter() - t0
     return r
 
 
@@ -434,7 +450,7 @@ def render(results: list[Result], header: dict, load_end: float | None = None) -
     console.print(f"torch {header['torch']} | python {header['python']} | torch threads {header['threads']} | "
                   + " | ".join(f"{d}: {n}" for d, n in header["devices"].items())
                   + (f" | load avg {load} → {load_end}" if load is not None else ""))
-    if load is not None and max(load, load_end or 0) > 0.5 * header["threads"]:
+    if load is not None and load > 0.5 * header["threads"]:  # at the start: the end's counts this run
         console.print("[yellow]other processes are using the CPU: CPU timings are noisy (each loop's best "
                       "round is kept)[/yellow]")
     table = Table(title="ganzoo Trainer vs bare PyTorch loop — batch 64, best round of each")
@@ -513,10 +529,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
     for device in devices:
         plan = plan_for(device, args)
         for key in args.models.split(","):
-            t1 = time.perf_counter()
             print(f"measuring {key} on {device} ...", end="", file=sys.stderr, flush=True)
             results.append(run_config(key, device, plan, args.threads, memory=not args.no_memory))
-            print(f" {time.perf_counter() - t1:.0f} s", file=sys.stderr, flush=True)
+            print(f" {results[-1].elapsed_s:.0f} s", file=sys.stderr, flush=True)
     header["load_avg_end"] = load_avg()
     render(results, header, header["load_avg_end"])
     print(f"total benchmark time {time.perf_counter() - t0:.0f} s", file=sys.stderr)

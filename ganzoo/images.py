@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.utils import make_grid
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -36,6 +35,8 @@ def _save_png(img: Image.Image, path: Path) -> None:
 
 def grid(images: Tensor, nrow: int) -> Tensor:
     """[-1, 1] images [N, C, H, W] -> one uint8 grid image [C, H', W'] with 2-px black padding."""
+    from torchvision.utils import make_grid  # imported here: torchvision costs ~2 s at start-up
+
     g = make_grid(to_uint8(images), nrow=nrow, padding=2, pad_value=0)
     return g[:1] if images.shape[1] == 1 else g  # make_grid makes 1-channel images RGB
 

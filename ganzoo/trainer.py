@@ -107,6 +107,8 @@ class Trainer:
             raise ValueError(f"optim.phases has {sorted(unknown)}, but this model's phases are "
                              f"{[p.name for p in self.phases]}")
         self.nets = {n: getattr(model, n) for n in sorted(names)}
+        self._params = {n: list(m.parameters()) for n, m in self.nets.items()}
+        self._trainable: dict[str, bool] = {}
         self.opt = {p.name: make_optimizer([q for n in p.nets for q in getattr(model, n).parameters()], optim,
                                            dict(optim.phases.get(p.name, {}))) for p in self.phases}
         lam = lr_lambda(optim.schedule, optim.decay_start, settings.max_steps)
@@ -166,8 +168,12 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _set_trainable(self, nets: tuple[str, ...] | None) -> None:
-        for n, m in self.nets.items():
-            m.requires_grad_(nets is None or n in nets)
+        for n, params in self._params.items():
+            on = nets is None or n in nets
+            if self._trainable.get(n) != on:  # only flip what changes: ~5 µs instead of ~100 µs per step
+                for p in params:
+                    p.requires_grad_(on)
+                self._trainable[n] = on
 
     def train_step(self, batch: dict) -> None:
         self._set_trainable(None)  # prepare() may build graphs that later phases backprop through
