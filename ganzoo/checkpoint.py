@@ -8,16 +8,28 @@ Layout of <run>/checkpoints/:
 A save writes a temp file in the same folder, fsyncs it, renames it into place, fsyncs the folder,
 then moves `latest.json`, then prunes all but the newest `keep` (≥ 2). A crash at any point leaves the
 previous checkpoint and a `latest.json` naming a complete file; stray temp files are removed by the
-next save. Loading verifies the hash; a corrupt newest file makes `find_latest` fall back to the
-previous good one with a warning.
+next save (and so are sidecars whose .pt is gone). Loading verifies the hash; a corrupt newest file
+makes `find_latest` fall back to the previous good one with a warning. A write that fails (disk full)
+raises `CheckpointWriteError`: one line with the path, the OS error and the free space; the temp file
+is removed and the previous checkpoint is untouched.
+
+Test hook (fault injection): if the environment variable GANZOO_FAULT is "<point>" or "<point>@<n>",
+the process SIGKILLs itself at that point of its n-th save (1-based, default 1), to test that a crash
+anywhere leaves a loadable run. Points, in order: tmp_partial (half the bytes in the temp file),
+tmp_written (temp file complete and fsynced), sidecar_written (.sha256 written, before the rename),
+renamed (the .pt in place, before latest.json), latest_written (before pruning), pruning (the first
+old .pt deleted, not yet its sidecar). Unset, it costs one dict lookup per point.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
+import signal
 import warnings
 from pathlib import Path
 
@@ -33,22 +45,73 @@ class CheckpointError(UserError):
     """A missing or unusable checkpoint; str() is one line naming the fix."""
 
 
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (disk full, ...). Also an OSError, with the cause's errno."""
+
+    def __str__(self) -> str:  # the one-line message, not OSError's "[Errno n] strerror"
+        return str(self.args[0]) if self.args else ""
+
+
+_saves = 0  # save_checkpoint calls in this process, for GANZOO_FAULT=<point>@<n>
+
+
+def _fault_armed(point: str) -> bool:
+    spec = os.environ.get("GANZOO_FAULT")
+    if not spec:
+        return False
+    name, _, n = spec.partition("@")
+    return name == point and _saves == (int(n) if n else 1)
+
+
+def _fault(point: str) -> None:
+    """Test hook: SIGKILL this process here if GANZOO_FAULT names this point (see the module docstring)."""
+    if _fault_armed(point):
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
 def ckpt_dir(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
 class _HashingWriter:
-    """File wrapper that hashes what passes through (so the bytes are read once)."""
+    """File wrapper that hashes what passes through (so the bytes are read once). Remembers the
+    OSError of a failed write: torch.save reports it as a RuntimeError of its own."""
 
-    def __init__(self, f):
-        self.f, self.h = f, hashlib.sha256()
+    def __init__(self, f, fault_at: int | None = None):
+        self.f, self.h, self.error = f, hashlib.sha256(), None
+        self.n, self.fault_at = 0, fault_at
 
     def write(self, b) -> int:
         self.h.update(b)
-        return self.f.write(b)
+        try:
+            n = self.f.write(b)
+        except OSError as e:
+            self.error = e
+            raise
+        if self.fault_at is not None:
+            self.n += n
+            if self.n >= self.fault_at:
+                self.f.flush()
+                _fault("tmp_partial")
+        return n
 
     def flush(self) -> None:
         self.f.flush()
+
+
+class _CountingSink:
+    """Counts the bytes torch.save writes (only to place the tmp_partial fault half-way)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def write(self, b) -> int:
+        n = memoryview(b).nbytes
+        self.n += n
+        return n
+
+    def flush(self) -> None:
+        pass
 
 
 def _fsync_dir(path: Path) -> None:
@@ -93,29 +156,81 @@ def list_checkpoints(run_dir) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def _human(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{int(nbytes)} B"
+        nbytes /= 1000
+    return ""
+
+
+def _write_error(d: Path, path: Path, e: OSError, run_dir) -> CheckpointWriteError:
+    try:
+        free = f"{_human(shutil.disk_usage(d).free)} free on that disk"
+    except OSError:
+        free = "free space unknown"
+    try:
+        prev = json.loads((d / "latest.json").read_text())["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        prev = None
+    if prev and (d / prev).is_file() and (prev != path.name or verify(d / prev) is None):
+        kept = f"the previous checkpoint {prev} is intact"
+    elif prev:  # re-saving the same step, failed after its sidecar was replaced
+        kept = f"the previous checkpoint {prev} may not verify (an older one will be used)"
+    else:
+        kept = "there is no earlier checkpoint"
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        kept += f"; free some space, then continue with resume={run_dir}"
+    reason = f"[Errno {e.errno}] {e.strerror}" if e.errno is not None and e.strerror else str(e)
+    err = CheckpointWriteError(f"could not write checkpoint {path}: {reason} ({free}); {kept}")
+    err.errno, err.strerror = e.errno, e.strerror
+    return err
+
+
 def save_checkpoint(run_dir, step: int, payload: dict, keep: int = 3) -> Path:
+    global _saves
+    _saves += 1
     d = ckpt_dir(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     for stray in d.glob(".*.tmp"):
         stray.unlink(missing_ok=True)
+    for side in d.glob("step_*.pt.sha256"):  # left by a crash between deleting a .pt and its sidecar
+        if not side.with_name(side.name[: -len(".sha256")]).exists():
+            side.unlink(missing_ok=True)
     path = d / f"step_{step:08d}.pt"
     tmp = d / f".{path.name}.{os.getpid()}.tmp"
+    fault_at = None
+    if _fault_armed("tmp_partial"):  # test hook only: size the payload to die half-way through it
+        sink = _CountingSink()
+        torch.save(payload, sink)
+        fault_at = max(1, sink.n // 2)
+    w = None
     try:
         with open(tmp, "wb") as f:
-            w = _HashingWriter(f)
+            w = _HashingWriter(f, fault_at)
             torch.save(payload, w)
             f.flush()
             os.fsync(f.fileno())
         digest = w.h.hexdigest()
+        _fault("tmp_written")
         _write_text_atomic(path.with_name(path.name + ".sha256"), digest + "\n")
+        _fault("sidecar_written")
         os.replace(tmp, path)
         _fsync_dir(d)
+        _fault("renamed")
+        _write_text_atomic(d / "latest.json", json.dumps({"file": path.name, "step": step, "sha256": digest}) + "\n")
+        _fsync_dir(d)
+    except Exception as e:
+        cause = e if isinstance(e, OSError) else (w.error if w is not None else None)
+        if cause is None:
+            raise
+        raise _write_error(d, path, cause, run_dir) from cause
     finally:
         tmp.unlink(missing_ok=True)
-    _write_text_atomic(d / "latest.json", json.dumps({"file": path.name, "step": step, "sha256": digest}) + "\n")
-    _fsync_dir(d)
+    _fault("latest_written")
     for _, old in list_checkpoints(run_dir)[max(2, keep):]:
         old.unlink(missing_ok=True)
+        _fault("pruning")
         old.with_name(old.name + ".sha256").unlink(missing_ok=True)
     return path
 

@@ -3,3 +3,5 @@
 
 class UserError(Exception):
     """Bad input from the user (config, data, run folder). str() is one line that names the fix."""
+
+    exit_code = 2

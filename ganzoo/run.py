@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from . import __version__
 from .build import build_dataset, build_model, split_name
 from .checkpoint import load_run
 from .data.base import DataInfo
@@ -39,6 +40,8 @@ def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cf
         diffs.append(f"data shape {old_shape} -> {new_shape}")
     if d.get("num_classes") != info.num_classes:
         diffs.append(f"classes {d.get('num_classes')} -> {info.num_classes}")
+    if d.get("fingerprint") and info.fingerprint and d["fingerprint"] != info.fingerprint and not diffs:
+        diffs.append(f"dataset contents (fingerprint {d['fingerprint'][:12]} -> {info.fingerprint[:12]})")
     return diffs
 
 
@@ -57,6 +60,9 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         diffs = resume_differences(ckpt, model_name, model_args, dataset_cfg, data.info)
         if diffs and not resume_force:
             raise UserError(f"cannot resume {resume}: {'; '.join(diffs)} (pass resume_force=true to resume anyway)")
+        for key, now in (("torch_version", str(torch.__version__)), ("ganzoo_version", __version__)):
+            if ckpt.get(key) != now:
+                log.warning("resuming a checkpoint written by %s %s with %s", key.split("_")[0], ckpt.get(key), now)
     stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last)

@@ -29,6 +29,11 @@ class TrainerSettings:
     worker_timeout: float = 120.0  # seconds a DataLoader worker may take for one batch
     channels_last: bool = False
     tensorboard: bool = True
+    on_nan: str = "skip"  # non-finite loss/grads: skip (the step, on the device) | stop | rollback
+    nan_lr_factor: float = 0.5  # rollback: multiply every learning rate by this after reloading
+    max_rollbacks: int = 3  # rollback: stop after this many
+    on_save_error: str = "stop"  # a checkpoint write fails (disk full): stop | continue (training)
+    max_save_failures: int = 3  # continue: stop after this many failed saves in a row
     progress: bool = True  # rich progress bar (on a terminal; plain lines otherwise)
 
 

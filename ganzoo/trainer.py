@@ -16,7 +16,10 @@ import contextlib
 import copy
 import math
 import random
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +28,9 @@ import torch
 from torch import nn
 
 from . import __version__
-from .checkpoint import FORMAT_VERSION, save_checkpoint
+from .checkpoint import FORMAT_VERSION, find_latest, load_checkpoint, save_checkpoint
 from .data.loader import BatchStream
+from .errors import UserError
 from .images import grid, save_grid
 from .models.base import GANModel, Phase
 from .runlog import RunLog
@@ -73,8 +77,11 @@ def _tuplify(x):
 
 
 def make_optimizer(params: list[nn.Parameter], s: OptimSettings, overrides: dict) -> torch.optim.Optimizer:
+    """One optimizer. Fused kernels where the device has them (CPU, CUDA): one launch per step, and
+    a step with non-finite gradients can be skipped on the device (`found_inf`) without a host sync."""
     o = {**{k: getattr(s, k) for k in ("name", "lr", "betas", "eps", "weight_decay", "momentum")}, **overrides}
-    fused = {"foreach": True}
+    device = params[0].device.type if params else "cpu"
+    fused = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
     if o["name"] in ("adam", "adamw"):
         cls = torch.optim.Adam if o["name"] == "adam" else torch.optim.AdamW
         return cls(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"], **fused)
@@ -93,6 +100,56 @@ def lr_lambda(schedule: str, decay_start: int, max_steps: int):
     if schedule == "cosine":
         return lambda t: 0.5 * (1 + math.cos(math.pi * min(1.0, max(0, t - decay_start) / span)))
     raise ValueError(f"unknown schedule {schedule!r} (known: constant, linear, cosine): set optim.schedule")
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after saving a checkpoint; the process should exit 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Diverged(UserError):
+    """Non-finite losses, gradients or weights under on_nan=stop (or rollbacks exhausted)."""
+
+    exit_code = 3
+
+
+class StopRequest:
+    """SIGINT, SIGTERM and SIGUSR1 (sent by Slurm/submitit before the time limit) only set a flag;
+    the loop saves at the next step boundary. A second SIGINT raises KeyboardInterrupt at once
+    (checkpoint writes are atomic, so nothing is corrupted)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread (e.g. not under joblib threads)
+        for sig in self.SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
+def _tensors(tree, prefix: str):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from _tensors(v, f"{prefix}.{k}")
+        elif torch.is_tensor(v):
+            yield f"{prefix}.{k}", v
 
 
 class Trainer:
@@ -122,6 +179,15 @@ class Trainer:
         self.step = 0
         self._acc: dict[str, torch.Tensor] = {}
         self._cnt: dict[str, int] = {}
+        self._bad: dict[str, torch.Tensor] = {}  # non-finite steps per phase since the last log (device)
+        self._one = torch.ones((), device=device)
+        self.nonfinite_total = 0  # host-side count, updated at each log
+        self.rollbacks = 0
+        if settings.on_nan not in ("skip", "stop", "rollback"):
+            raise ValueError(f"unknown trainer.on_nan {settings.on_nan!r} (known: skip, stop, rollback)")
+        if settings.on_save_error not in ("stop", "continue"):
+            raise ValueError(f"unknown trainer.on_save_error {settings.on_save_error!r} (known: stop, continue)")
+        self.save_failures = 0
         self.fixed = stream.fixed_batch(settings.n_samples)
 
     # -- state ----------------------------------------------------------------------------------
@@ -158,8 +224,28 @@ class Trainer:
         self._cnt = dict(ckpt["log_acc"]["count"])
         set_rng_state(ckpt["rng"])  # last: nothing after this may draw random numbers before the loop
 
-    def save(self) -> Path:
-        return save_checkpoint(self.run_dir, self.step, self.state_dict(), keep=self.s.keep_ckpts)
+    def save(self, final: bool = False) -> Path | None:
+        """Write a checkpoint. Refuses non-finite weights (Diverged). A failed write (disk full)
+        stops the run, or with on_save_error=continue is reported and training goes on, up to
+        max_save_failures in a row; the final save must succeed."""
+        state = self.state_dict()
+        bad = [k for part in ("nets", "ema") for k, v in _tensors(state.get(part) or {}, part)
+               if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise Diverged(f"refusing to save non-finite weights at step {self.step} ({bad[0]}, ...): the last good "
+                           f"checkpoint is kept; lower optim.lr or set trainer.on_nan=rollback")
+        state["log_acc"]["sum"] = {k: torch.nan_to_num(v) for k, v in state["log_acc"]["sum"].items()}
+        try:
+            path = save_checkpoint(self.run_dir, self.step, state, keep=self.s.keep_ckpts)
+        except OSError as e:
+            self.save_failures += 1
+            if final or self.s.on_save_error == "stop" or self.save_failures >= self.s.max_save_failures:
+                raise
+            warnings.warn(f"{e} — training goes on without this checkpoint (failure {self.save_failures} of "
+                          f"at most {self.s.max_save_failures}; trainer.on_save_error=continue)", stacklevel=2)
+            return None
+        self.save_failures = 0
+        return path
 
     # -- one iteration --------------------------------------------------------------------------
     def _autocast(self):
@@ -187,8 +273,11 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             with self._autocast():
                 out = phase.loss(batch, ctx)
-            self.scaler.scale(out["loss"]).backward()
-            self.scaler.step(opt)
+            loss = out["loss"]
+            self.scaler.scale(loss).backward()
+            bad = self._nonfinite(opt, loss)
+            self._step(opt, bad)
+            self._bad[phase.name] = self._bad[phase.name] + bad if phase.name in self._bad else bad
             for k, v in out.items():
                 key = f"{phase.name}/{k}"
                 v = v.detach().float()
@@ -199,6 +288,30 @@ class Trainer:
             s.step()
         self._update_ema()
         self.step += 1
+
+    @torch.no_grad()
+    def _nonfinite(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+        """1.0 (a device tensor) if this phase's loss or gradients are not finite, else 0.0.
+
+        Without fp16, a fused optimizer is told to skip such a step on the device (the `found_inf`
+        protocol GradScaler uses), so the weights and Adam moments stay untouched and nothing syncs.
+        With fp16 the GradScaler finds overflowing gradients itself, skips the step and backs off
+        the scale (overflow is routine there); only a non-finite loss is counted."""
+        found = (~torch.isfinite(loss.detach().float())).float()
+        if self.scaler.is_enabled():
+            return found
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        if grads:
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, self._one)
+        if opt.defaults.get("fused"):
+            opt.found_inf, opt.grad_scale = found, None
+        return found
+
+    def _step(self, opt: torch.optim.Optimizer, bad: torch.Tensor) -> None:
+        if self.scaler.is_enabled() or opt.defaults.get("fused"):
+            self.scaler.step(opt)  # skips on the device when `bad` (or the scaler's own check) is set
+        elif not bool(bad):  # no fused kernels on this device (e.g. mps): one host sync per phase
+            opt.step()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -214,13 +327,49 @@ class Trainer:
 
     # -- reporting ------------------------------------------------------------------------------
     def flush_stats(self) -> dict[str, float]:
-        keys = list(self._acc)
-        values = torch.stack([self._acc[k] for k in keys]).tolist() if keys else []  # the one sync
+        keys, bad_keys = list(self._acc), list(self._bad)
+        tensors = [self._acc[k] for k in keys] + [self._bad[k] for k in bad_keys]
+        values = torch.stack(tensors).tolist() if tensors else []  # the one sync
         out = {k: v / self._cnt[k] for k, v in zip(keys, values)}
+        for k, v in zip(bad_keys, values[len(keys):]):
+            out[f"nonfinite/{k}"] = int(v)
         for k, o in self.opt.items():
             out[f"lr/{k}"] = o.param_groups[0]["lr"]
-        self._acc, self._cnt = {}, {}
+        self._acc, self._cnt, self._bad = {}, {}, {}
         return out
+
+    def _after_nonfinite(self, values: dict, log: RunLog) -> None:
+        """The on_nan policy, applied at the log step that reports skipped non-finite steps."""
+        bad = {k[len("nonfinite/"):]: v for k, v in values.items() if k.startswith("nonfinite/") and v}
+        if not bad:
+            return
+        self.nonfinite_total += sum(bad.values())
+        what = ", ".join(f"{n} in phase {k}" for k, n in bad.items())
+        policy = self.s.on_nan
+        if policy == "rollback" and self.rollbacks < self.s.max_rollbacks:
+            path = find_latest(self.run_dir)
+            if path is not None:
+                self.rollback(load_checkpoint(path, map_location=self.device))
+                log.message(f"[yellow]non-finite loss or gradients ({what} steps, skipped); rolled back to "
+                            f"{path.name} with learning rates x{self.s.nan_lr_factor}[/]")
+                return
+        if policy in ("stop", "rollback"):
+            raise Diverged(f"non-finite loss or gradients at step ~{self.step} ({what} of the last "
+                           f"{self.s.log_every} steps; skipped, the weights are finite): lower optim.lr, use "
+                           f"trainer.amp=none, or trainer.on_nan=skip to carry on")
+        log.message(f"[yellow]skipped {what} step(s) with non-finite loss or gradients "
+                    f"(total {self.nonfinite_total})[/]")
+
+    def rollback(self, ckpt: dict) -> None:
+        """Reload a checkpoint and lower every learning rate by `nan_lr_factor` (kept in the schedulers)."""
+        # from the rates in use now (already lowered by earlier rollbacks), not the checkpoint's
+        lowered = {k: [lr * self.s.nan_lr_factor for lr in s.base_lrs] for k, s in self.sched.items()}
+        self.load_state_dict(ckpt)
+        for k, s in self.sched.items():
+            s.base_lrs = lowered[k]
+            for group, base, lam in zip(self.opt[k].param_groups, s.base_lrs, s.lr_lambdas):
+                group["lr"] = base * lam(s.last_epoch)
+        self.rollbacks += 1
 
     def _log(self, log: RunLog, t0: float, step0: int, partial: bool = False) -> tuple[float, int]:
         values = self.flush_stats()
@@ -229,6 +378,7 @@ class Trainer:
         if partial:  # a window cut short by the end of the run; dropped from the log on resume
             values["partial"] = True
         log.scalars(self.step, values)
+        self._after_nonfinite(values, log)
         return now, self.step
 
     @contextlib.contextmanager
@@ -263,10 +413,17 @@ class Trainer:
                      progress=s.progress)
         self.model.train()
         t0, step0 = time.perf_counter(), self.step
+        stop = StopRequest()
         try:
+            stop.install()
             while self.step < s.max_steps:
                 self.train_step(next(self.stream))
                 log.advance(self.step)
+                if stop.signum is not None:  # SIGINT/SIGTERM/SIGUSR1: save at this step boundary, exit
+                    path = self.save()
+                    log.message(f"[yellow]{signal.Signals(stop.signum).name}: saved {path} at step {self.step}; "
+                                f"continue with: ganzoo train resume={self.run_dir}[/]")
+                    raise Interrupted(stop.signum)
                 if self.step % s.log_every == 0:
                     t0, step0 = self._log(log, t0, step0)
                 if s.sample_every and self.step % s.sample_every == 0:
@@ -275,8 +432,9 @@ class Trainer:
                     self.save()
             if not s.sample_every or self.step % s.sample_every:
                 self.write_samples(log)
-            self.save()  # before the final partial log line, so a resumed run continues the same window
+            self.save(final=True)  # before the final partial log line, so a resumed run continues that window
             if self._cnt:
                 self._log(log, t0, step0, partial=True)
         finally:
+            stop.uninstall()
             log.close()

@@ -9,10 +9,18 @@ on the training device.
 Small datasets are preloaded once as uint8 tensors on the device and indexed there (no workers, no
 host-device copies per step); large ones are decoded by DataLoader workers into pinned memory.
 Crop and flip run on the device for both paths.
+
+A worker that hangs longer than `worker_timeout` for one batch, or dies (killed by a signal, e.g. by
+the out-of-memory killer, or exiting unexpectedly), becomes a one-line `DataError` naming the cause
+and the fix; the stream's position stays at the last batch it returned, so `state()` then resumes
+exactly. Errors raised by the dataset itself inside a worker (a corrupt file) are re-raised by
+DataLoader as they are.
 """
 
 from __future__ import annotations
 
+import re
+import signal
 from dataclasses import dataclass
 
 import torch
@@ -42,13 +50,83 @@ class _Positions(Sampler):
         return (len(self.perm) - self.start) // self.batch_size
 
 
+_TIMED_OUT = re.compile(r"DataLoader timed out after")
+_KILLED = re.compile(r"DataLoader worker \(pid \d+\) is killed by signal: ([^.]+)")
+_EXIT_CODE = re.compile(r"DataLoader worker \(pid \d+\) exited unexpectedly with exit code (-?\d+)")
+_EXITED = re.compile(r"DataLoader worker \(pid\(s\) [\d, ]+\) exited unexpectedly")
+
+
+def _signal(description: str) -> signal.Signals | None:
+    """The signal whose strsignal text is `description` ("Killed" -> SIGKILL); None if unknown."""
+    for sig in signal.Signals:
+        try:
+            if signal.strsignal(sig) == description:
+                return sig
+        except (ValueError, OSError):
+            continue
+    return None
+
+
+def worker_failure(e: BaseException, worker_timeout: float) -> str | None:
+    """A one-line message (cause and fix) for a DataLoader worker that timed out or died; None for
+    any other error. DataLoader chains "exited unexpectedly" to the SIGCHLD handler's message, which
+    says which signal, so the chain is searched."""
+    if not isinstance(e, RuntimeError):
+        return None
+    texts, seen = [], e
+    while seen is not None and len(texts) < 5:
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " | ".join(texts)
+    if _TIMED_OUT.match(texts[0]):
+        return (f"a DataLoader worker took longer than trainer.worker_timeout={worker_timeout:g}s for one batch "
+                "(a hung read?): raise trainer.worker_timeout, or set trainer.num_workers=0 to debug")
+    if not (_KILLED.search(texts[0]) or _EXIT_CODE.search(texts[0]) or _EXITED.search(texts[0])):
+        return None
+    killed, code = _KILLED.search(text), _EXIT_CODE.search(text)
+    if killed:
+        desc = killed.group(1).strip()
+        sig = _signal(desc)
+        died = f"a DataLoader worker died (killed by signal {f'{int(sig)} ({sig.name})' if sig else desc})"
+        if sig == signal.SIGKILL:
+            return f"{died}: out of memory? lower trainer.num_workers or trainer.batch_size"
+        if sig == getattr(signal, "SIGBUS", None):
+            return (f"{died}: out of shared memory? raise the /dev/shm size (docker --shm-size) or lower "
+                    "trainer.num_workers")
+        return f"{died}: a crash while decoding? set trainer.num_workers=0 to see where"
+    how = f" (exit code {code.group(1)})" if code else ""
+    return (f"a DataLoader worker exited unexpectedly{how}: out of memory? lower trainer.num_workers or "
+            "trainer.batch_size, or set trainer.num_workers=0 to see the error")
+
+
+def _shutdown(it) -> None:
+    """Stop a failed DataLoader iterator's workers now (a hung one is terminated), rather than when
+    the garbage collector gets to it; this also unregisters them from the SIGCHLD handler."""
+    stop = getattr(it, "_shutdown_workers", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - best effort: the error being reported matters more
+            pass
+
+
 def _stack_all(dataset: ImageDataset, num_workers: int) -> dict[str, torch.Tensor]:
     if type(dataset).tensors is not ImageDataset.tensors or num_workers == 0:
         return dataset.tensors()
     parts: dict[str, list[torch.Tensor]] = {}
-    for batch in DataLoader(dataset, batch_size=256, num_workers=num_workers):
-        for k, v in batch.items():
-            parts.setdefault(k, []).append(v)
+    it = iter(DataLoader(dataset, batch_size=256, num_workers=num_workers))
+    failure = None
+    try:
+        for batch in it:
+            for k, v in batch.items():
+                parts.setdefault(k, []).append(v)
+    except RuntimeError as e:
+        failure = worker_failure(e, 0)
+        if failure is None:
+            raise
+    if failure is not None:  # raised outside the except block: no chained traceback holds the iterator
+        _shutdown(it)
+        raise DataError(f"while preloading: {failure}")
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
@@ -145,9 +223,23 @@ class BatchStream:
             idx = self._ep_dev["perm"][pos]
             raw = {k: v[idx] for k, v in self.data.items()}
         else:
-            raw = {k: v.to(self.device, non_blocking=True) for k, v in next(self._it).items()}
+            raw = {k: v.to(self.device, non_blocking=True) for k, v in self._next_from_workers().items()}
         self.index += b
         return self._finish(raw, self._ep_dev["flip"][pos], self._ep_dev["offset"][pos])
+
+    def _next_from_workers(self) -> dict[str, torch.Tensor]:
+        """The next batch from the DataLoader; a hung or dead worker becomes a one-line DataError and
+        drops the iterator (the position is unchanged, so the next call or a resume starts afresh)."""
+        it, failure = self._it, None
+        try:
+            return next(it)
+        except RuntimeError as e:
+            failure = worker_failure(e, self.worker_timeout)
+            if failure is None:
+                raise
+        self._it, self._ep = None, None  # raised outside the except block (see _stack_all)
+        _shutdown(it)
+        raise DataError(failure)
 
     def _finish(self, raw: dict, flip: torch.Tensor, offset: torch.Tensor) -> dict[str, torch.Tensor]:
         img = to_float(augment_batch(raw["image"], self.aug, flip, offset, self.info.resolution))

@@ -1,0 +1,212 @@
+"""Reliability promises of the trainer (docs/reliability.md): graceful stop on signals, non-finite
+losses/gradients under each on_nan policy, fp16 overflow, failed checkpoint writes, config skew."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganzoo import run
+from ganzoo.checkpoint import load_run
+from ganzoo.errors import UserError
+from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.trainer import Diverged, StopRequest
+
+from .conftest import TINY_DIGITS, TINY_OVERRIDES
+
+MODEL = {"name": "dcgan", "ngf": 8, "ndf": 8}
+
+
+def _settings(**kw) -> TrainerSettings:
+    return TrainerSettings(**{**dict(max_steps=6, batch_size=8, log_every=1, sample_every=0, ckpt_every=2,
+                                     n_samples=4, progress=False, tensorboard=False, device="cpu"), **kw})
+
+
+def _train(run_dir, *, hook=None, optim=None, resume=None, **kw):
+    """run.train with an optional hook(trainer) applied right before fit()."""
+    from ganzoo import trainer as trainer_mod
+
+    if hook is not None:
+        original = trainer_mod.Trainer.fit
+
+        def fit(self):
+            hook(self)
+            return original(self)
+
+        trainer_mod.Trainer.fit = fit
+    try:
+        return run.train(model_cfg=dict(MODEL), dataset_cfg=dict(TINY_DIGITS), trainer=_settings(**kw),
+                         optim=optim or OptimSettings(), seed=0, run_dir=run_dir, config={}, resume=resume)
+    finally:
+        if hook is not None:
+            trainer_mod.Trainer.fit = original
+
+
+def _poison_loss(phase: str, at_steps: set[int]):
+    """Hook: the phase's loss becomes NaN the first time each given step runs."""
+
+    def hook(t):
+        for i, p in enumerate(t.phases):
+            if p.name == phase:
+                loss_fn = p.loss
+
+                def bad(batch, ctx, loss_fn=loss_fn):
+                    out = loss_fn(batch, ctx)
+                    if t.step in at_steps:  # once per step number (a rollback replays it cleanly)
+                        at_steps.discard(t.step)
+                        out["loss"] = out["loss"] * float("nan")
+                    return out
+
+                t.phases[i] = type(p)(p.name, p.nets, bad, p.every)
+
+    return hook
+
+
+def _stats(run_dir) -> list[dict]:
+    return [json.loads(x) for x in (Path(run_dir) / "stats.jsonl").read_text().splitlines()]
+
+
+def test_nan_loss_is_skipped_on_device_and_counted(tmp_path):
+    snap = {}
+
+    def hook(t):
+        _poison_loss("D", {3})(t)
+        original = t.train_step
+
+        def step(batch):
+            if t.step == 3:
+                snap["before"] = [p.detach().clone() for p in t.model.D.parameters()]
+            original(batch)
+            if t.step == 4:
+                snap["after"] = [p.detach().clone() for p in t.model.D.parameters()]
+
+        t.train_step = step
+
+    t = _train(tmp_path, hook=hook)
+    assert all(torch.equal(a, b) for a, b in zip(snap["before"], snap["after"])), "the bad D step changed D"
+    counts = {r["step"]: r.get("nonfinite/D", 0) for r in _stats(tmp_path)}
+    assert counts[4] == 1 and sum(counts.values()) == 1
+    assert t.step == 6 and t.nonfinite_total == 1
+    ck = load_run(tmp_path)
+    assert all(torch.isfinite(v).all() for v in ck["nets"].values() if v.is_floating_point())
+
+
+def test_inf_gradient_with_finite_loss_is_skipped(tmp_path):
+    def hook(t):
+        w = next(t.model.G.parameters())
+        w.register_hook(lambda g: g * float("inf") if t.step == 2 else g)
+
+    t = _train(tmp_path, hook=hook)
+    assert {r["step"]: r.get("nonfinite/G", 0) for r in _stats(tmp_path)}[3] == 1
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+def test_on_nan_stop_exits_with_a_one_line_error(tmp_path):
+    with pytest.raises(Diverged, match=r"non-finite loss or gradients at step ~4 \(1 in phase D"):
+        _train(tmp_path, hook=_poison_loss("D", {3}), on_nan="stop")
+    assert load_run(tmp_path)["step"] == 2  # the last good checkpoint is kept
+
+
+def test_on_nan_rollback_reloads_and_lowers_lr(tmp_path):
+    t = _train(tmp_path, hook=_poison_loss("D", {3}), on_nan="rollback", nan_lr_factor=0.5)
+    assert t.rollbacks == 1 and t.step == 6
+    assert t.opt["D"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert load_run(tmp_path)["sched"]["D"]["base_lrs"] == [pytest.approx(1e-4)]
+
+
+def test_checkpoint_never_holds_non_finite_weights(tmp_path):
+    def hook(t):
+        with torch.no_grad():
+            next(t.model.G.parameters())[0].fill_(float("nan"))
+
+    with pytest.raises(Diverged, match="refusing to save non-finite weights"):
+        _train(tmp_path, hook=hook, ckpt_every=1, max_steps=1)
+
+
+def test_fp16_overflow_backs_off_the_scale_and_the_scaler_survives_resume(tmp_path):
+    def hook(t):
+        w = next(t.model.D.parameters())
+        w.register_hook(lambda g: g * float("inf") if t.step == 0 else g)
+
+    t = _train(tmp_path, hook=hook, amp="fp16", max_steps=2, ckpt_every=0)
+    scale = t.scaler.get_scale()
+    assert scale < 65536.0  # backed off from the initial scale after the overflow
+    assert load_run(tmp_path)["scaler"]["scale"] == scale
+    t2 = _train(tmp_path, amp="fp16", max_steps=3, ckpt_every=0, resume=str(tmp_path))
+    assert t2.step == 3 and t2.scaler.get_scale() >= scale
+
+
+def test_failed_saves_continue_or_stop_by_policy(tmp_path, monkeypatch):
+    from ganzoo import trainer as trainer_mod
+
+    real = trainer_mod.save_checkpoint
+    calls = {"n": 0}
+
+    def flaky(run_dir, step, payload, keep=3):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(run_dir, step, payload, keep=keep)
+
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", flaky)
+    with pytest.warns(UserWarning, match="training goes on without this checkpoint"):
+        t = _train(tmp_path / "a", on_save_error="continue")
+    assert t.step == 6 and load_run(tmp_path / "a")["step"] == 6
+    calls["n"] = 0
+    with pytest.raises(OSError, match="No space left"):
+        _train(tmp_path / "b", on_save_error="stop")
+
+
+def test_resume_refuses_changed_data_shape_and_lists_it(tmp_path):
+    _train(tmp_path, max_steps=2)
+    with pytest.raises(UserError, match=r"data shape 1x28x28 -> 1x32x32.*resume_force=true"):
+        run.train(model_cfg=dict(MODEL), dataset_cfg={**TINY_DIGITS, "resolution": 32}, trainer=_settings(max_steps=4),
+                  optim=OptimSettings(), seed=0, run_dir=tmp_path, config={}, resume=str(tmp_path))
+
+
+def test_stop_request_sets_a_flag_then_second_ctrl_c_raises():
+    stop = StopRequest()
+    stop.install()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    finally:
+        stop.uninstall()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130)])
+def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code):
+    exe = Path(sys.executable).with_name("ganzoo")
+    run_dir = tmp_path / "run"
+    args = [str(exe), "train", *TINY_OVERRIDES, "model.ngf=8", "model.ndf=8", "trainer.max_steps=100000",
+            "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stats = run_dir / "stats.jsonl"
+    deadline = time.time() + 120
+    while not (stats.exists() and stats.read_text().count("\n") >= 3):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    sent = time.time()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - sent < 10, "graceful stop took too long"
+    assert proc.returncode == code, err
+    step = load_run(run_dir)["step"]
+    assert 3 <= step < 100000 and "resume=" in err
+    r = subprocess.run([str(exe), "train", f"resume={run_dir}", f"trainer.max_steps={step + 2}"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert load_run(run_dir)["step"] == step + 2
