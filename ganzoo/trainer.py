@@ -29,7 +29,8 @@ from torch import nn
 
 from . import __version__
 from .checkpoint import FORMAT_VERSION, find_latest, load_checkpoint, save_checkpoint
-from .data.loader import BatchStream
+from .data.base import DataError
+from .data.loader import BatchStream, worker_failure
 from .errors import UserError
 from .images import grid, save_grid
 from .models.base import GANModel, Phase
@@ -435,6 +436,11 @@ class Trainer:
             self.save(final=True)  # before the final partial log line, so a resumed run continues that window
             if self._cnt:
                 self._log(log, t0, step0, partial=True)
+        except RuntimeError as e:  # a worker's death is raised by a SIGCHLD handler wherever the loop is
+            msg = worker_failure(e, s.worker_timeout)
+            if msg is None:
+                raise
+            raise DataError(msg) from None
         finally:
             stop.uninstall()
             log.close()
