@@ -233,6 +233,9 @@ class BatchStream:
         it, failure = self._it, None
         try:
             return next(it)
+        except DataError as e:  # raised in a worker: DataLoader prefixes the worker's traceback
+            lines = [x for x in str(e).splitlines() if x.strip()]
+            raise DataError(lines[-1].split("DataError: ", 1)[-1] if lines else str(e)) from None
         except RuntimeError as e:
             failure = worker_failure(e, self.worker_timeout)
             if failure is None:
