@@ -9,7 +9,7 @@ For each config (GAN: MLP G / maxout D at 28 px, 1 channel; DCGAN at 28 px, 1 ch
   50 steps as `Trainer.fit` does. This is exactly the training loop's per-step work, minus the
   progress bar, sample grids and checkpoints.
 * bare steps/s — the textbook PyTorch loop on identical nets (a deep copy taken before any step), the
-  same batch size, the same optimizers (`make_optimizer` with the same `OptimSettings`: Adam foreach,
+  same batch size, the same optimizers (`make_optimizer` with the same `OptimSettings`: fused Adam,
   lr 2e-4, betas (0.5, 0.999), the model yaml's weight decay) and the same preloaded uint8 tensor
   (a random-permutation slice, converted to float in [-1, 1]): z ~ U(-1, 1); fake = G(z); a D step on
   real and fake.detach() with BCE-with-logits; a G step with the non-saturating loss on D(fake).

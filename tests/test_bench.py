@@ -78,7 +78,7 @@ def test_both_loops_start_from_the_same_nets_and_data(bench):
     assert bare.images is trainer.stream.data["image"]
     for opt in (*trainer.opt.values(), bare.opt_g, bare.opt_d):
         group = opt.param_groups[0]
-        assert isinstance(opt, torch.optim.Adam) and group["foreach"]
+        assert isinstance(opt, torch.optim.Adam) and (group["fused"] or group["foreach"])
         assert (group["lr"], tuple(group["betas"]), group["weight_decay"]) == (2e-4, (0.5, 0.999), 0.0)
 
 

@@ -38,7 +38,7 @@ def test_keys_follow_the_chosen_group():
     assert "model.d_units=" in got and "model.drop_in=" in got
     assert "trainer.max_steps=" in values("train", ("dataset=mnist",), "trainer.")
     # flags anywhere in the line (Hydra's own parser wants them first) do not break the query
-    assert values("train", ("dataset=mnist", "-m"), "trainer.max_") == ["trainer.max_steps="]
+    assert values("train", ("dataset=mnist", "-m"), "trainer.max_st") == ["trainer.max_steps="]
 
 
 def test_sample_keys():
