@@ -201,7 +201,7 @@ class Trainer:
                 "sched": {k: s.state_dict() for k, s in self.sched.items()},
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "data_state": self.stream.state(),
-                "log_acc": {"sum": dict(self._acc), "count": dict(self._cnt)},
+                "log_acc": {"sum": dict(self._acc), "count": dict(self._cnt), "nonfinite": dict(self._bad)},
                 "rng": rng_state()}
 
     def load_state_dict(self, ckpt: dict) -> None:
@@ -223,6 +223,7 @@ class Trainer:
         self.stream.load_state(ckpt["data_state"])
         self._acc = {k: v.to(self.device) for k, v in ckpt["log_acc"]["sum"].items()}
         self._cnt = dict(ckpt["log_acc"]["count"])
+        self._bad = {k: v.to(self.device) for k, v in ckpt["log_acc"].get("nonfinite", {}).items()}
         set_rng_state(ckpt["rng"])  # last: nothing after this may draw random numbers before the loop
 
     def save(self, final: bool = False) -> Path | None:
