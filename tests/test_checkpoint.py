@@ -93,3 +93,20 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     with pytest.raises(ck.CheckpointError):
         ck.load_checkpoint(p)
     assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_truncated_or_empty_newest_falls_back(tmp_path, damage):
+    ck.save_checkpoint(tmp_path, 1, _payload(1))
+    p2 = ck.save_checkpoint(tmp_path, 2, _payload(2))
+    data = p2.read_bytes()
+    p2.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"")
+    with pytest.warns(UserWarning, match="SHA-256 mismatch"):
+        assert ck.load_run(tmp_path)["step"] == 1
+
+
+def test_every_checkpoint_corrupt_is_a_one_line_error_not_a_fresh_start(tmp_path):
+    p = ck.save_checkpoint(tmp_path, 1, _payload(1))
+    p.write_bytes(b"garbage")
+    with pytest.warns(UserWarning), pytest.raises(ck.CheckpointError, match="no usable checkpoint"):
+        ck.load_run(tmp_path)

@@ -114,7 +114,8 @@ def _stack_all(dataset: ImageDataset, num_workers: int) -> dict[str, torch.Tenso
     if type(dataset).tensors is not ImageDataset.tensors or num_workers == 0:
         return dataset.tensors()
     parts: dict[str, list[torch.Tensor]] = {}
-    it = iter(DataLoader(dataset, batch_size=256, num_workers=num_workers))
+    it = iter(DataLoader(dataset, batch_size=256, num_workers=num_workers,
+                         generator=torch.Generator().manual_seed(0)))
     failure = None
     try:
         for batch in it:
@@ -195,6 +196,11 @@ class BatchStream:
         offset = torch.randint(0, room + 1, (n, 2), generator=g)
         return _Epoch(perm, flip, offset)
 
+    def _loader_generator(self) -> torch.Generator:
+        # DataLoader draws its workers' base seed from this generator; from the global RNG instead, a
+        # resumed run (which starts an iterator mid-epoch) would shift every later random draw
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63 + 1)
+
     def _start_epoch(self) -> None:
         self._ep = self._plan(self.epoch)
         nb = self.device.type == "cuda"
@@ -202,7 +208,8 @@ class BatchStream:
                         for k in ("perm", "flip", "offset")}
         self._it = None
         if not self.preloaded:
-            loader = DataLoader(self.dataset, batch_sampler=_Positions(self._ep.perm, self.index, self.batch_size),
+            positions = _Positions(self._ep.perm, self.index, self.batch_size)
+            loader = DataLoader(self.dataset, generator=self._loader_generator(), batch_sampler=positions,
                                 num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                                 timeout=self.worker_timeout if self.num_workers > 0 else 0)
             self._it = iter(loader)
