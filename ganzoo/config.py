@@ -35,6 +35,7 @@ class SampleConfig:
     ema: bool = True  # use the EMA generator when the run has one
     nrow: Optional[int] = None  # noqa: UP045
     labels: Optional[List[int]] = None  # noqa: UP006, UP045 - class labels for conditional models
+    per_class: Optional[int] = None  # noqa: UP045 - conditional models: this many per class, one row each
     batch_size: int = 256
     device: str = "auto"
 

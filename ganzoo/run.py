@@ -15,7 +15,7 @@ from .data.base import DataInfo
 from .data.loader import BatchStream
 from .errors import UserError
 from .images import save_grid, save_images
-from .models.base import GANModel
+from .models.base import GANModel, class_rows
 from .settings import OptimSettings, TrainerSettings
 from .trainer import Trainer, pick_device, seed_everything
 
@@ -97,15 +97,38 @@ def load_model(run: str | os.PathLike, *, device: torch.device, ema: bool = True
 
 @torch.no_grad()
 def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool = True, nrow: int | None = None,
-           labels: list[int] | None = None, batch_size: int = 256, device: str = "auto") -> Path:
+           labels: list[int] | None = None, per_class: int | None = None, batch_size: int = 256,
+           device: str = "auto") -> Path:
+    """n images (or one per entry of `labels`, or `per_class` per class, one row each) as a PNG grid
+    (`out` ending in .png) or a folder of PNGs."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=ema)
-    if labels is not None:
-        raise UserError(f"model {ckpt['model']['name']!r} is unconditional: drop labels=")
+    name, k = ckpt["model"]["name"], model.data.num_classes
+    label_t = None
+    if labels is not None or per_class is not None:
+        if model.unconditional:
+            raise UserError(f"model {name!r} is unconditional: drop labels= and per_class=")
+        if labels is not None and per_class is not None:
+            raise UserError("give labels=[...] or per_class=<k>, not both")
+        if per_class is not None:
+            if per_class < 1:
+                raise UserError(f"per_class={per_class}: ask for at least one image per class")
+            label_t, nrow = class_rows(k, per_class, dev), nrow or per_class
+        else:
+            bad = [x for x in labels if not 0 <= x < k]
+            if bad or not labels:
+                raise UserError(f"labels={labels}: each label must be in 0..{k - 1} for model {name!r}")
+            label_t = torch.tensor(labels, device=dev)
+        n = label_t.shape[0]
+    elif not model.unconditional:
+        label_t = model.default_labels(n)
     g = torch.Generator(dev).manual_seed(seed)
-    images = torch.cat([model.generate(min(batch_size, n - i), generator=g).cpu() for i in range(0, n, batch_size)])
+    images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
+                                       labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
+                        for i in range(0, n, batch_size)])
+    nrow = nrow or model.grid_nrow(n)
     target = Path(out) if out else Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png"
     if target.suffix.lower() == ".png":
         return save_grid(images, target, nrow)

@@ -403,9 +403,10 @@ class Trainer:
         g = torch.Generator(self.device).manual_seed(self.seed + 1)  # the same inputs at every step
         with self.inference_model() as m:
             images = m.preview(self.s.n_samples, generator=g, batch=self.fixed)
-        path = save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        nrow = self.model.grid_nrow(images.shape[0])
+        path = save_grid(images, self.run_dir / "samples" / f"step_{self.step:08d}.png", nrow)
         if log is not None:
-            log.image(self.step, "samples", grid(images, max(1, int(round(images.shape[0] ** 0.5)))))
+            log.image(self.step, "samples", grid(images, nrow))
         return path
 
     # -- the loop -------------------------------------------------------------------------------

@@ -69,12 +69,32 @@ class GANModel(nn.Module):
 
     def preview(self, n: int, *, generator: torch.Generator, batch: Batch) -> Tensor:
         """Images for the periodic training grid; same `generator` seed -> same inputs every time.
-        `batch` is a fixed batch of real data (for image-to-image models)."""
-        return self.generate(n, generator=generator)
+        `batch` is a fixed batch of real data (for image-to-image models). Conditional models show
+        one row per class (`class_rows`)."""
+        if self.unconditional:
+            return self.generate(n, generator=generator)
+        labels = class_rows(self.data.num_classes, self.grid_nrow(n), self.device)
+        return self.generate(labels.shape[0], labels=labels, generator=generator)
+
+    def grid_nrow(self, n: int) -> int:
+        """Images per grid row for n images: square for unconditional models, n // classes (one row
+        per class) for conditional ones."""
+        if self.unconditional or not self.data.num_classes:
+            return max(1, int(round(n**0.5)))
+        return max(1, n // self.data.num_classes)
+
+    def default_labels(self, n: int) -> Tensor:
+        """Labels when a conditional model is asked for n images without labels: 0, 1, ..., K-1, 0, ..."""
+        return torch.arange(n, device=self.device) % self.data.num_classes
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def class_rows(num_classes: int, per_class: int, device=None) -> Tensor:
+    """Labels [K * per_class]: per_class 0s, then per_class 1s, ... (one grid row per class)."""
+    return torch.arange(num_classes, device=device).repeat_interleave(per_class)
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:
