@@ -36,6 +36,7 @@ class SampleConfig:
     nrow: Optional[int] = None  # noqa: UP045
     labels: Optional[List[int]] = None  # noqa: UP006, UP045 - class labels for conditional models
     per_class: Optional[int] = None  # noqa: UP045 - conditional models: this many per class, one row each
+    traverse: Optional[str] = None  # noqa: UP045 - a continuous code (c2, c3, ...): rows c1, columns code -2..2
     batch_size: int = 256
     device: str = "auto"
 
