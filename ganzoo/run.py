@@ -12,7 +12,7 @@ from . import __version__
 from .build import build_dataset, build_model, split_name
 from .checkpoint import load_run
 from .data.base import DataInfo
-from .data.loader import BatchStream
+from .data.loader import BatchStream, balanced_subset, dataset_labels
 from .errors import UserError
 from .images import save_grid, save_images
 from .models.base import GANModel, class_rows
@@ -63,9 +63,16 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         for key, now in (("torch_version", str(torch.__version__)), ("ganzoo_version", __version__)):
             if ckpt.get(key) != now:
                 log.warning("resuming a checkpoint written by %s %s with %s", key.split("_")[0], ckpt.get(key), now)
+    labeled = None  # semi-supervised models (labeled_subset = True) see the labels of a fixed subset only
+    if getattr(model, "labeled_subset", False):
+        labeled = balanced_subset(dataset_labels(data), model.labels_per_class, model.label_seed,
+                                  data.info.num_classes)
+        log.info("labeled subset: %d of %d images (%d per class, label_seed %d); every image is used unlabeled",
+                 labeled.numel(), len(data), model.labels_per_class, model.label_seed)
     stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
-                         worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last)
+                         worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,
+                         labeled_subset=labeled)
     meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
             "data": data.info.to_dict(), "config": config}
     try:
@@ -98,14 +105,34 @@ def load_model(run: str | os.PathLike, *, device: torch.device, ema: bool = True
 @torch.no_grad()
 def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool = True, nrow: int | None = None,
            labels: list[int] | None = None, per_class: int | None = None, batch_size: int = 256,
-           device: str = "auto") -> Path:
+           device: str = "auto", traverse: str | None = None) -> Path:
     """n images (or one per entry of `labels`, or `per_class` per class, one row each) as a PNG grid
-    (`out` ending in .png) or a folder of PNGs."""
+    (`out` ending in .png) or a folder of PNGs. `traverse=<code>` (models with latent codes, e.g.
+    InfoGAN's c2): a grid with one row per categorical code value and `nrow` columns (default 10)
+    that vary the continuous code from -2 to 2, everything else fixed (`n` is not used)."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=ema)
     name, k = ckpt["model"]["name"], model.data.num_classes
+    if traverse is not None:
+        if not hasattr(model, "traverse"):
+            raise UserError(f"model {name!r} has no latent codes to traverse: drop traverse=")
+        if labels is not None or per_class is not None:
+            raise UserError("give traverse=<code> or labels=/per_class=, not both")
+        codes = model.traverse_codes()
+        if traverse not in codes:
+            raise UserError(f"traverse={traverse}: model {name!r} has no continuous code {traverse!r} "
+                            f"(codes: {', '.join(codes) or 'none'})")
+        steps = 10 if nrow is None else nrow
+        if steps < 1:
+            raise UserError(f"nrow={steps}: a traversal needs at least one column")
+        images, nrow = model.traverse(traverse, steps, torch.Generator(dev).manual_seed(seed))
+        target = Path(out) if out else Path(run) / "samples" / f"traverse_{traverse}_step{ckpt['step']}_seed{seed}.png"
+        if target.suffix.lower() == ".png":
+            return save_grid(images.cpu(), target, nrow)
+        save_images(images.cpu(), target, prefix=f"traverse_{traverse}_")
+        return target
     label_t = None
     if labels is not None or per_class is not None:
         if model.unconditional:

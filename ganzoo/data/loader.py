@@ -15,6 +15,13 @@ the out-of-memory killer, or exiting unexpectedly), becomes a one-line `DataErro
 and the fix; the stream's position stays at the last batch it returned, so `state()` then resumes
 exactly. Errors raised by the dataset itself inside a worker (a corrupt file) are re-raised by
 DataLoader as they are.
+
+Semi-supervised runs (`labeled_subset`): a fixed set of dataset indices (see `balanced_subset`) is
+gathered once onto the device, and each batch also carries "image_l"/"label_l", a batch of that subset
+only. The labeled stream is the concatenation of seeded permutations of the subset (permutation `e` is
+a pure function of (seed, e), as the epochs above), so its position is one counter, saved by `state()`
+and restored by `load_state()`. In this mode the unlabeled "image" batches carry no "label": the only
+labels a model can see are the subset's.
 """
 
 from __future__ import annotations
@@ -151,10 +158,43 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
+def dataset_labels(dataset: ImageDataset) -> torch.Tensor:
+    """All labels of a labeled dataset, int64 [N] (without decoding images where the dataset keeps them)."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        if not dataset.info.num_classes:
+            raise DataError(f"dataset {dataset.info.name!r} has no labels: a labeled subset needs a labeled dataset")
+        labels = torch.stack([dataset[i]["label"] for i in range(len(dataset))])
+    return torch.as_tensor(labels, dtype=torch.int64).flatten()
+
+
+def balanced_subset(labels: torch.Tensor, per_class: int, seed: int, num_classes: int | None = None) -> torch.Tensor:
+    """Indices of `per_class` examples of each class 0..K-1 (class-major), int64 [K * per_class].
+
+    As openai/improved-gan: the training set is permuted by a generator seeded with `seed` alone (not the
+    training seed) and the first `per_class` items of each class are kept, so the subset is a function
+    of (labels, per_class, seed): the same for every training seed, another for another `seed`."""
+    labels = torch.as_tensor(labels, dtype=torch.int64).flatten()
+    k = int(num_classes) if num_classes else int(labels.max()) + 1
+    if per_class < 1:
+        raise DataError(f"labels_per_class={per_class}: keep at least one labeled example per class")
+    perm = torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[perm]
+    picks = []
+    for c in range(k):
+        idx = perm[shuffled == c][:per_class]
+        if idx.numel() < per_class:
+            raise DataError(f"class {c} has {idx.numel()} examples, fewer than labels_per_class={per_class}: "
+                            f"lower labels_per_class")
+        picks.append(idx)
+    return torch.cat(picks)
+
+
 class BatchStream:
     def __init__(self, dataset: ImageDataset, *, batch_size: int, seed: int, device: torch.device,
                  preload: bool | None = None, preload_max_mb: int = 2048, num_workers: int = 0,
-                 worker_timeout: float = 120.0, channels_last: bool = False):
+                 worker_timeout: float = 120.0, channels_last: bool = False,
+                 labeled_subset: torch.Tensor | None = None, labeled_batch_size: int | None = None):
         n = len(dataset)
         if n < batch_size:
             raise DataError(f"dataset {dataset.info.name!r} has {n} items, fewer than trainer.batch_size="
@@ -173,6 +213,26 @@ class BatchStream:
         self._ep: _Epoch | None = None
         self._ep_dev: dict[str, torch.Tensor] = {}
         self._it = None
+        self.labeled: torch.Tensor | None = None  # dataset indices of the labeled subset (CPU)
+        if labeled_subset is not None:
+            self._init_labeled(labeled_subset, labeled_batch_size or batch_size)
+
+    def _init_labeled(self, subset: torch.Tensor, batch_size: int) -> None:
+        subset = torch.as_tensor(subset, dtype=torch.int64).flatten().cpu()
+        n = len(self.dataset)
+        if subset.numel() == 0 or subset.min() < 0 or subset.max() >= n or subset.unique().numel() != subset.numel():
+            raise DataError(f"the labeled subset must be distinct indices in 0..{n - 1}")
+        if "label" not in self.info.fields:
+            raise DataError(f"dataset {self.info.name!r} has no labels: a labeled subset needs a labeled dataset")
+        self.labeled, self.labeled_batch_size = subset, batch_size
+        if self.preloaded:
+            dev_idx = subset.to(self.device)
+            self._lab_data = {k: v[dev_idx] for k, v in self.data.items()}
+        else:  # a few items, read once in this process
+            items = [self.dataset[int(i)] for i in subset]
+            self._lab_data = {k: torch.stack([it[k] for it in items]).to(self.device) for k in ("image", "label")}
+        self.labeled_pos = 0  # labeled items drawn so far: permutation labeled_pos // M, position labeled_pos % M
+        self._lab_plans: dict[int, dict[str, torch.Tensor]] = {}
 
     # -- position -------------------------------------------------------------------------------
     @property
@@ -180,11 +240,16 @@ class BatchStream:
         return len(self.dataset) // self.batch_size
 
     def state(self) -> dict:
+        if self.labeled is not None:
+            return {"epoch": self.epoch, "index": self.index, "labeled_pos": self.labeled_pos}
         return {"epoch": self.epoch, "index": self.index}
 
     def load_state(self, state: dict) -> None:
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
         self._ep, self._it = None, None
+        if self.labeled is not None:
+            self.labeled_pos = int(state.get("labeled_pos", 0))
+            self._lab_plans = {}
 
     # -- epoch plan -----------------------------------------------------------------------------
     def _plan(self, epoch: int) -> _Epoch:
@@ -195,6 +260,42 @@ class BatchStream:
         room = self.dataset.item_size - self.info.resolution
         offset = torch.randint(0, room + 1, (n, 2), generator=g)
         return _Epoch(perm, flip, offset)
+
+    def _labeled_plan(self, e: int) -> dict[str, torch.Tensor]:
+        """Permutation e of the labeled subset, with its flips and crop offsets (on the device); a pure
+        function of (seed, e), from a generator of its own (the unlabeled plans and the global RNG are
+        untouched)."""
+        if e not in self._lab_plans:
+            m = self.labeled.numel()
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + e + 0x5EED_1ABE1) % 2**63)
+            perm = torch.randperm(m, generator=g)
+            flip = torch.rand(m, generator=g) < 0.5
+            room = self.dataset.item_size - self.info.resolution
+            offset = torch.randint(0, room + 1, (m, 2), generator=g)
+            self._lab_plans = {k: v for k, v in self._lab_plans.items() if k >= e - 1}  # keep it small
+            self._lab_plans[e] = {k: v.to(self.device) for k, v in (("perm", perm), ("flip", flip), ("offset", offset))}
+        return self._lab_plans[e]
+
+    def _next_labeled(self) -> dict[str, torch.Tensor]:
+        """The next labeled batch: positions labeled_pos .. labeled_pos + B of the concatenated permutations
+        (a batch may span two or more of them when the subset is smaller than the batch)."""
+        m, b = self.labeled.numel(), self.labeled_batch_size
+        parts: dict[str, list[torch.Tensor]] = {"perm": [], "flip": [], "offset": []}
+        pos, end = self.labeled_pos, self.labeled_pos + b
+        while pos < end:
+            e, i = divmod(pos, m)
+            j = min(m, i + end - pos)
+            plan = self._labeled_plan(e)
+            for k in parts:
+                parts[k].append(plan[k][i:j])
+            pos += j - i
+        cat = {k: torch.cat(v) if len(v) > 1 else v[0] for k, v in parts.items()}
+        img = to_float(augment_batch(self._lab_data["image"][cat["perm"]], self.aug, cat["flip"], cat["offset"],
+                                     self.info.resolution))
+        if self.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+        self.labeled_pos = end
+        return {"image_l": img, "label_l": self._lab_data["label"][cat["perm"]].long()}
 
     def _loader_generator(self) -> torch.Generator:
         # DataLoader draws its workers' base seed from this generator; from the global RNG instead, a
@@ -232,7 +333,10 @@ class BatchStream:
         else:
             raw = {k: v.to(self.device, non_blocking=True) for k, v in self._next_from_workers().items()}
         self.index += b
-        return self._finish(raw, self._ep_dev["flip"][pos], self._ep_dev["offset"][pos])
+        out = self._finish(raw, self._ep_dev["flip"][pos], self._ep_dev["offset"][pos])
+        if self.labeled is not None:
+            out.update(self._next_labeled())
+        return out
 
     def _next_from_workers(self) -> dict[str, torch.Tensor]:
         """The next batch from the DataLoader; a hung or dead worker becomes a one-line DataError and
@@ -256,7 +360,7 @@ class BatchStream:
         if self.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         out = {"image": img}
-        if "label" in raw:
+        if "label" in raw and self.labeled is None:  # semi-supervised: labels only through "label_l"
             out["label"] = raw["label"].long()
         return out
 
