@@ -17,4 +17,4 @@ def main(cfg: DictConfig) -> None:
 
     args = OmegaConf.to_container(cfg, resolve=True)
     path = run.sample(**args)
-    Console(stderr=True).print(f"wrote {args['n']} images to {path}")
+    Console(stderr=True).print(f"wrote {path}")
