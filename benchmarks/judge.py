@@ -35,7 +35,7 @@ def _float(x: torch.Tensor) -> torch.Tensor:
 
 def train_judge(dataset_cfg: dict, epochs: int = 2) -> tuple[nn.Module, float]:
     train, test = build_dataset(dataset_cfg, split="train"), build_dataset(dataset_cfg, split="test")
-    path = data_home(dataset_cfg.get("root")) / "judges" / f"{train.info.fingerprint[:16]}.pt"
+    path = data_home() / "judges" / f"{train.info.fingerprint[:16]}.pt"  # never inside a (read-only) dataset root
     net = judge_net(train.info.channels)
     if path.exists():
         saved = torch.load(path, weights_only=True)
