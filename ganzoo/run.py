@@ -128,11 +128,8 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
         if steps < 1:
             raise UserError(f"nrow={steps}: a traversal needs at least one column")
         images, nrow = model.traverse(traverse, steps, torch.Generator(dev).manual_seed(seed))
-        target = Path(out) if out else Path(run) / "samples" / f"traverse_{traverse}_step{ckpt['step']}_seed{seed}.png"
-        if target.suffix.lower() == ".png":
-            return save_grid(images.cpu(), target, nrow)
-        save_images(images.cpu(), target, prefix=f"traverse_{traverse}_")
-        return target
+        return _write(images.cpu(), out, Path(run) / "samples" / f"traverse_{traverse}_step{ckpt['step']}_seed{seed}.png",
+                      nrow, f"traverse_{traverse}_")
     label_t = None
     if labels is not None or per_class is not None:
         if model.unconditional:
@@ -155,9 +152,14 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
                                        labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
                         for i in range(0, n, batch_size)])
-    nrow = nrow or model.grid_nrow(n)
-    target = Path(out) if out else Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png"
+    return _write(images, out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
+                  nrow or model.grid_nrow(n), "sample_")
+
+
+def _write(images: torch.Tensor, out: str | None, default: Path, nrow: int, prefix: str) -> Path:
+    """One PNG grid when the target ends in .png, else a folder of one PNG per image."""
+    target = Path(out) if out else default
     if target.suffix.lower() == ".png":
         return save_grid(images, target, nrow)
-    save_images(images, target, prefix="sample_")
+    save_images(images, target, prefix=prefix)
     return target
