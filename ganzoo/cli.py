@@ -25,7 +25,9 @@ from .completion import install as _install_completion
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
                             "[key=value ...] [-m]"),
                   "sample": ("ganzoo.commands.sample", "Generate images from a run: ganzoo sample run=<dir> n=64 "
-                             "[out=grid.png|folder] [seed=0]")}
+                             "[out=grid.png|folder] [seed=0]"),
+                  "eval": ("ganzoo.commands.eval", "Evaluate a run: ganzoo eval run=<dir> "
+                           "[n_per_class=1000] [out=metrics.json] (accuracy, code matching, class histogram)")}
 CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
 # Hydra flags that take a value (so that reordering keeps the value with its flag)
 _VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",

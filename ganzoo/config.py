@@ -41,9 +41,21 @@ class SampleConfig:
     device: str = "auto"
 
 
+@dataclass
+class EvalConfig:
+    run: str = MISSING  # a run folder made by `ganzoo train`
+    n_per_class: int = 1000  # generated samples per class (unconditional models: n_per_class x classes)
+    batch_size: int = 500
+    device: str = "auto"
+    out: Optional[str] = None  # noqa: UP045 - the JSON file (default <run>/metrics.json)
+    judge_epochs: int = 2  # epochs of the judge classifier (trained once per dataset, cached)
+    seed: int = 0
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="trainer_schema", node=TrainerSettings)
     cs.store(name="optim_schema", node=OptimSettings)

@@ -1,0 +1,21 @@
+"""`ganzoo eval`: the Hydra entry point (writes nothing but `<run>/metrics.json` or `out`)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from . import one_line_errors
+
+
+@hydra.main(config_path="pkg://ganzoo.conf", config_name="eval", version_base="1.3")
+@one_line_errors
+def main(cfg: DictConfig) -> None:
+    from rich.console import Console
+
+    from ganzoo.metrics.evaluate import evaluate, table
+
+    args = OmegaConf.to_container(cfg, resolve=True)
+    metrics, path = evaluate(**args)
+    Console().print(table(metrics))
+    Console(stderr=True).print(f"wrote {path}")

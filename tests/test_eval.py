@@ -1,0 +1,114 @@
+"""`ganzoo eval`: the Hungarian matching, and the metrics of each model family on 2-step tiny runs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+
+from ganzoo import run
+from ganzoo.metrics.hungarian import hungarian
+from ganzoo.registry import MODELS
+from ganzoo.settings import OptimSettings, TrainerSettings
+
+from .conftest import TINY_DIGITS, invoke
+
+FAST = ["n_per_class=4", "batch_size=64", "device=cpu", "judge_epochs=1"]
+
+
+def test_hungarian_recovers_a_known_permutation():
+    perm = [3, 0, 4, 1, 2]
+    cost = [[0.0 if perm[i] == j else 1.0 + i + j for j in range(5)] for i in range(5)]
+    assert hungarian(cost) == perm
+    assert hungarian([]) == [] and hungarian([[7]]) == [0]
+    with pytest.raises(ValueError, match="square"):
+        hungarian([[1, 2]])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_hungarian_matches_brute_force(seed):
+    rng = random.Random(seed)
+    cost = [[rng.randint(-20, 20) if seed % 2 else rng.random() for _ in range(5)] for _ in range(5)]
+    best = min(sum(cost[i][p[i]] for i in range(5)) for p in itertools.permutations(range(5)))
+    got = hungarian(cost)
+    assert sorted(got) == list(range(5))
+    assert sum(cost[i][got[i]] for i in range(5)) == pytest.approx(best)
+
+
+def _train(name: str, run_dir, **kw):
+    settings = TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
+                               progress=False, tensorboard=False, device="cpu", **kw)
+    run.train(model_cfg={"name": name, **dict(getattr(MODELS.get(name), "tiny_args", {}))},
+              dataset_cfg=dict(TINY_DIGITS), trainer=settings, optim=OptimSettings(), seed=3, run_dir=run_dir,
+              config={})
+    return run_dir
+
+
+def _eval(cli_runner, run_dir, *extra) -> dict:
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST, *extra])
+    assert r.exit_code == 0, r.output
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_eval_cgan_conditional_accuracy(cli_runner, tmp_path):
+    m = _eval(cli_runner, _train("cgan", tmp_path / "cgan"))
+    assert 0 <= m["conditional_accuracy"] <= 1 and 0 <= m["judge_test_accuracy"] <= 1
+    assert len(m["conditional_accuracy_per_class"]) == 10
+    assert all(0 <= a <= 1 for a in m["conditional_accuracy_per_class"])
+    assert m["step"] == 2 and m["model"] == "cgan"
+
+
+def test_eval_infogan_code_accuracy_and_matching(cli_runner, tmp_path):
+    m = _eval(cli_runner, _train("infogan", tmp_path / "infogan"))
+    assert 0 <= m["code_accuracy"] <= 1
+    matching = {int(c): k for c, k in m["code_matching"].items()}
+    assert sorted(matching) == list(range(10)) and sorted(matching.values()) == list(range(10))
+    assert sum(map(sum, m["code_confusion"])) == TINY_DIGITS["num_test"]
+    assert "class_histogram" in m  # its generator is unconditional: the judge's histogram too
+
+
+def test_eval_ssgan_test_accuracy_with_ema(cli_runner, tmp_path):
+    out = tmp_path / "elsewhere" / "m.json"
+    r = invoke(cli_runner, ["eval", f"run={_train('ssgan', tmp_path / 'ssgan', ema=True)}", *FAST, f"out={out}"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(out.read_text())
+    assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["test_accuracy_ema"] <= 1
+    assert not (tmp_path / "ssgan" / "metrics.json").exists()
+
+
+def test_eval_dcgan_histogram(cli_runner, tmp_path):
+    m = _eval(cli_runner, _train("dcgan", tmp_path / "dcgan"))
+    assert len(m["class_histogram"]) == 10 and sum(m["class_histogram"]) == m["samples"] == 40
+    assert 0 <= m["recognisable"] <= 1 and 0 <= m["judge_test_accuracy"] <= 1
+    assert "conditional_accuracy" not in m and "code_accuracy" not in m
+
+
+def test_eval_missing_run_is_one_line_exit_2(cli_runner, tmp_path):
+    r = invoke(cli_runner, ["eval", f"run={tmp_path / 'nope'}", *FAST])
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "does not exist" in r.stderr
+
+
+def test_eval_help_lists_its_keys(cli_runner):
+    r = invoke(cli_runner, ["eval", "--help"])
+    assert r.exit_code == 0 and "n_per_class" in r.output and "judge_epochs" in r.output
+
+
+def test_eval_unlabeled_dataset_is_one_line_exit_2(cli_runner, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(16):
+        Image.new("RGB", (16, 16), (i * 15, 0, 255 - i * 15)).save(images / f"{i}.png")
+    run_dir = tmp_path / "gan"
+    settings = TrainerSettings(max_steps=1, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
+                               progress=False, tensorboard=False, device="cpu")
+    run.train(model_cfg={"name": "gan", **MODELS.get("gan").tiny_args},
+              dataset_cfg={"name": "image_folder", "path": str(images), "resolution": 16}, trainer=settings,
+              optim=OptimSettings(), seed=0, run_dir=run_dir, config={})
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST])
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "no labels" in r.stderr and "histogram" in r.stderr
