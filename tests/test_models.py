@@ -64,13 +64,18 @@ def test_trains_saves_resumes_exactly_and_samples(name, tmp_path):
     assert out.exists() and out.stat().st_size > 100
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_each_phase_grads_reach_only_its_nets(name, tmp_path):
+def _tiny_trainer(name: str, tmp_path) -> Trainer:
     data = build_dataset(dict(TINY_DIGITS), seed=0)
     model = build_model(name, _model_args(name), data.info)
     stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
-    t = Trainer(model, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
-                device=torch.device("cpu"), meta={})
+    return Trainer(model, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
+                   device=torch.device("cpu"), meta={})
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_each_phase_grads_reach_only_its_nets(name, tmp_path):
+    t = _tiny_trainer(name, tmp_path)
+    model, stream = t.model, t.stream
     batch = next(stream)
     t._set_trainable(None)
     ctx = model.prepare(batch)
@@ -86,11 +91,8 @@ def test_each_phase_grads_reach_only_its_nets(name, tmp_path):
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_one_generator_forward_per_iteration(name, tmp_path):
     """No more G passes per iteration than the reference code (1 for GAN/DCGAN)."""
-    data = build_dataset(dict(TINY_DIGITS), seed=0)
-    model = build_model(name, _model_args(name), data.info)
-    stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
-    t = Trainer(model, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
-                device=torch.device("cpu"), meta={})
+    t = _tiny_trainer(name, tmp_path)
+    model, stream = t.model, t.stream
     calls = []
     model.G.register_forward_hook(lambda *a: calls.append(1))
     t.train_step(next(stream))
