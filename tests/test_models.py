@@ -31,8 +31,13 @@ def _model_args(name: str) -> dict:
     return dict(getattr(MODELS.get(name), "tiny_args", {}))
 
 
+def _tiny_data(name: str) -> dict:
+    """The model's tiny dataset config (`tiny_dataset` class attribute), else the tiny digits."""
+    return dict(getattr(MODELS.get(name), "tiny_dataset", TINY_DIGITS))
+
+
 def _train(name: str, run_dir, resume=None, **kw):
-    return run.train(model_cfg={"name": name, **_model_args(name)}, dataset_cfg=dict(TINY_DIGITS),
+    return run.train(model_cfg={"name": name, **_model_args(name)}, dataset_cfg=_tiny_data(name),
                      trainer=_settings(**kw), optim=OptimSettings(), seed=3, run_dir=run_dir, config={},
                      resume=resume)
 
@@ -65,7 +70,7 @@ def test_trains_saves_resumes_exactly_and_samples(name, tmp_path):
 
 
 def _tiny_trainer(name: str, tmp_path) -> Trainer:
-    data = build_dataset(dict(TINY_DIGITS), seed=0)
+    data = build_dataset(_tiny_data(name), seed=0)
     model = build_model(name, _model_args(name), data.info)
     stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
     return Trainer(model, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,

@@ -43,6 +43,8 @@ class DataInfo:
     size: int = 0  # number of items in this split
     fields: tuple[str, ...] = ("image",)
     fingerprint: str = ""  # sha256 of what defines the data (generator params, file list + sizes, ...)
+    channels_b: int = 0  # image-to-image sets: channels of "B" ("A" has `channels`); 0 = not a two-domain set
+    aligned: bool = False  # two-domain sets: True when A[i] and B[i] are a pair (pix2pix), False if unpaired
 
     def to_dict(self) -> dict:
         d = asdict(self)
