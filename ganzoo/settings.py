@@ -45,6 +45,7 @@ class OptimSettings:
     eps: float = 1e-8
     weight_decay: float = 0.0
     momentum: float = 0.0  # sgd only
-    schedule: str = "constant"  # constant | linear (to zero at max_steps) | cosine
-    decay_start: int = 0  # steps at the initial lr before a linear/cosine decay starts
+    schedule: str = "constant"  # constant | linear (to zero at max_steps) | cosine | step (x decay_factor)
+    decay_start: int = 0  # steps at the initial lr before a linear/cosine decay starts (step: the step)
+    decay_factor: float = 0.1  # step schedule: the lr multiplier from decay_start on
     phases: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006 - per-phase overrides, e.g. {G: {lr: 1e-3}}

@@ -91,16 +91,19 @@ def make_optimizer(params: list[nn.Parameter], s: OptimSettings, overrides: dict
     raise ValueError(f"unknown optimizer {o['name']!r} (known: adam, adamw, sgd): set optim.name")
 
 
-def lr_lambda(schedule: str, decay_start: int, max_steps: int):
-    """Multiplier of the initial LR at step t: constant, or a linear/cosine decay to 0 at max_steps."""
+def lr_lambda(schedule: str, decay_start: int, max_steps: int, decay_factor: float = 0.1):
+    """Multiplier of the initial LR at step t: constant, a linear/cosine decay to 0 at max_steps, or
+    `step`: x decay_factor from decay_start on (SRGAN's 1e-4 then 1e-5)."""
     span = max(1, max_steps - decay_start)
     if schedule == "constant":
         return lambda t: 1.0
+    if schedule == "step":
+        return lambda t: 1.0 if t < decay_start else decay_factor
     if schedule == "linear":
         return lambda t: 1.0 - min(1.0, max(0, t - decay_start) / span)
     if schedule == "cosine":
         return lambda t: 0.5 * (1 + math.cos(math.pi * min(1.0, max(0, t - decay_start) / span)))
-    raise ValueError(f"unknown schedule {schedule!r} (known: constant, linear, cosine): set optim.schedule")
+    raise ValueError(f"unknown schedule {schedule!r} (known: constant, linear, cosine, step): set optim.schedule")
 
 
 class Interrupted(Exception):
@@ -169,7 +172,7 @@ class Trainer:
         self._trainable: dict[str, bool] = {}
         self.opt = {p.name: make_optimizer([q for n in p.nets for q in getattr(model, n).parameters()], optim,
                                            dict(optim.phases.get(p.name, {}))) for p in self.phases}
-        lam = lr_lambda(optim.schedule, optim.decay_start, settings.max_steps)
+        lam = lr_lambda(optim.schedule, optim.decay_start, settings.max_steps, optim.decay_factor)
         self.sched = {k: torch.optim.lr_scheduler.LambdaLR(o, lam) for k, o in self.opt.items()}
         if settings.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"unknown trainer.amp {settings.amp!r} (known: none, bf16, fp16)")
