@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .commands.data import register as _register_data_commands
 from .completion import install as _install_completion
 
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
@@ -210,7 +211,10 @@ def list_cmd() -> None:
 
 @cli.group("data")
 def data_group() -> None:
-    """Check datasets: ganzoo data verify <folder or dataset name>."""
+    """Datasets and weights: ganzoo data list | download <name>... | verify <folder or dataset name>."""
+
+
+_register_data_commands(data_group)  # download, list (ganzoo/commands/data.py)
 
 
 @data_group.command("verify")
