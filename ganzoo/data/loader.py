@@ -22,6 +22,14 @@ only. The labeled stream is the concatenation of seeded permutations of the subs
 a pure function of (seed, e), as the epochs above), so its position is one counter, saved by `state()`
 and restored by `load_state()`. In this mode the unlabeled "image" batches carry no "label": the only
 labels a model can see are the subset's.
+
+Two-domain (image-to-image) sets carry "A" and "B" instead of "image" (see data/base.py). Aligned
+(paired) sets: B gets A's crop and flip, so a pair stays a pair. Unaligned sets: the epoch plan also
+draws, from the same (seed, epoch) generator, the B item of every position (a concatenation of seeded
+permutations of the B domain, as long as the epoch) and B's own crops and flips, so B is drawn
+independently of A (as the official code's random B index) and resume stays exact. Items may be
+non-square (H x W, e.g. `scale_width_and_crop`); the crop to the square training resolution then
+draws its top and left offsets from their own ranges.
 """
 
 from __future__ import annotations
@@ -41,17 +49,29 @@ class _Epoch:
     perm: torch.Tensor  # int64 [N] (CPU)
     flip: torch.Tensor  # bool [N], by position in the epoch
     offset: torch.Tensor  # int64 [N, 2] crop (top, left), by position in the epoch
+    b_index: torch.Tensor | None = None  # unaligned two-domain sets: int64 [N] B item of each position
+    b_flip: torch.Tensor | None = None  # bool [N]: B's own flips
+    b_offset: torch.Tensor | None = None  # int64 [N, 2]: B's own crop offsets
+
+
+B_KEYS = ("B", "label_b")  # fields of an unaligned set's B domain: indexed by the epoch's `b_index`
+_IMAGE_KEYS = ("image", "A", "B")
 
 
 class _Positions(Sampler):
-    """Batches of indices perm[start:], for DataLoader workers."""
+    """Batches of indices perm[start:] for DataLoader workers; (A index, B index) pairs when the
+    epoch draws B independently (an unaligned dataset reads `dataset[(i, j)]`)."""
 
-    def __init__(self, perm: torch.Tensor, start: int, batch_size: int):
-        self.perm, self.start, self.batch_size = perm, start, batch_size
+    def __init__(self, perm: torch.Tensor, start: int, batch_size: int, b_index: torch.Tensor | None = None):
+        self.perm, self.start, self.batch_size, self.b_index = perm, start, batch_size, b_index
 
     def __iter__(self):
         for i in range(self.start, len(self.perm) - self.batch_size + 1, self.batch_size):
-            yield self.perm[i : i + self.batch_size].tolist()
+            idx = self.perm[i : i + self.batch_size].tolist()
+            if self.b_index is None:
+                yield idx
+            else:
+                yield list(zip(idx, self.b_index[i : i + self.batch_size].tolist()))
 
     def __len__(self) -> int:
         return (len(self.perm) - self.start) // self.batch_size
@@ -138,10 +158,26 @@ def _stack_all(dataset: ImageDataset, num_workers: int) -> dict[str, torch.Tenso
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
+def item_room(dataset: ImageDataset, resolution: int) -> tuple[int, int]:
+    """How far a crop to `resolution` can move down and right in the dataset's items (item_size is
+    S for square items, or (H, W))."""
+    s = dataset.item_size
+    h, w = (s, s) if isinstance(s, int) else s
+    return h - resolution, w - resolution
+
+
+def crop_offsets(g: torch.Generator, n: int, room: tuple[int, int]) -> torch.Tensor:
+    """n random crop offsets (top, left), int64 [n, 2]; square items keep the single draw they always had."""
+    rh, rw = room
+    if rh == rw:
+        return torch.randint(0, rh + 1, (n, 2), generator=g)
+    return torch.stack([torch.randint(0, rh + 1, (n,), generator=g), torch.randint(0, rw + 1, (n,), generator=g)], 1)
+
+
 def augment_batch(images: torch.Tensor, aug: Augment, flip: torch.Tensor, offset: torch.Tensor,
                   resolution: int) -> torch.Tensor:
-    """Crop [B, C, S, S] uint8 images at per-sample offsets to `resolution` and flip where `flip`."""
-    if aug.crop is not None and images.shape[-1] != resolution:
+    """Crop [B, C, H, W] uint8 images at per-sample offsets to `resolution` and flip where `flip`."""
+    if aug.crop is not None and tuple(images.shape[-2:]) != (resolution, resolution):
         b = images.shape[0]
         ar = torch.arange(resolution, device=images.device)
         rows = (offset[:, 0:1] + ar)[:, :, None]  # [B, R, 1]
@@ -203,6 +239,9 @@ class BatchStream:
         self.info, self.aug = dataset.info, dataset.augment
         self.num_workers, self.worker_timeout = num_workers, worker_timeout
         self.channels_last = channels_last
+        # unaligned two-domain sets: B is drawn per position from its own `size_b` items (see _plan)
+        self.unaligned = dataset.info.channels_b > 0 and not dataset.info.aligned
+        self.size_b = int(getattr(dataset, "size_b", n))
         if preload is None:
             preload = dataset.nbytes() <= preload_max_mb * 2**20
         self.preloaded = preload
@@ -257,9 +296,14 @@ class BatchStream:
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
         perm = torch.randperm(n, generator=g)
         flip = torch.rand(n, generator=g) < 0.5
-        room = self.dataset.item_size - self.info.resolution
-        offset = torch.randint(0, room + 1, (n, 2), generator=g)
-        return _Epoch(perm, flip, offset)
+        room = item_room(self.dataset, self.info.resolution)
+        offset = crop_offsets(g, n, room)
+        if not self.unaligned:
+            return _Epoch(perm, flip, offset)
+        reps = -(-n // self.size_b)
+        b_index = torch.cat([torch.randperm(self.size_b, generator=g) for _ in range(reps)])[:n]
+        b_flip = torch.rand(n, generator=g) < 0.5
+        return _Epoch(perm, flip, offset, b_index, b_flip, crop_offsets(g, n, room))
 
     def _labeled_plan(self, e: int) -> dict[str, torch.Tensor]:
         """Permutation e of the labeled subset, with its flips and crop offsets (on the device); a pure
@@ -270,8 +314,7 @@ class BatchStream:
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + e + 0x5EED_1ABE1) % 2**63)
             perm = torch.randperm(m, generator=g)
             flip = torch.rand(m, generator=g) < 0.5
-            room = self.dataset.item_size - self.info.resolution
-            offset = torch.randint(0, room + 1, (m, 2), generator=g)
+            offset = crop_offsets(g, m, item_room(self.dataset, self.info.resolution))
             self._lab_plans = {k: v for k, v in self._lab_plans.items() if k >= e - 1}  # keep it small
             self._lab_plans[e] = {k: v.to(self.device) for k, v in (("perm", perm), ("flip", flip), ("offset", offset))}
         return self._lab_plans[e]
@@ -306,10 +349,11 @@ class BatchStream:
         self._ep = self._plan(self.epoch)
         nb = self.device.type == "cuda"
         self._ep_dev = {k: getattr(self._ep, k).to(self.device, non_blocking=nb)
-                        for k in ("perm", "flip", "offset")}
+                        for k in ("perm", "flip", "offset", "b_index", "b_flip", "b_offset")
+                        if getattr(self._ep, k) is not None}
         self._it = None
         if not self.preloaded:
-            positions = _Positions(self._ep.perm, self.index, self.batch_size)
+            positions = _Positions(self._ep.perm, self.index, self.batch_size, self._ep.b_index)
             loader = DataLoader(self.dataset, generator=self._loader_generator(), batch_sampler=positions,
                                 num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                                 timeout=self.worker_timeout if self.num_workers > 0 else 0)
@@ -327,13 +371,16 @@ class BatchStream:
             self._start_epoch()
         i, b = self.index, self.batch_size
         pos = slice(i, i + b)
+        ep = self._ep_dev
         if self.preloaded:
-            idx = self._ep_dev["perm"][pos]
-            raw = {k: v[idx] for k, v in self.data.items()}
+            idx = ep["perm"][pos]
+            b_idx = ep["b_index"][pos] if self.unaligned else idx
+            raw = {k: v[b_idx if k in B_KEYS else idx] for k, v in self.data.items()}
         else:
             raw = {k: v.to(self.device, non_blocking=True) for k, v in self._next_from_workers().items()}
         self.index += b
-        out = self._finish(raw, self._ep_dev["flip"][pos], self._ep_dev["offset"][pos])
+        b_aug = (ep["b_flip"][pos], ep["b_offset"][pos]) if self.unaligned else None
+        out = self._finish(raw, ep["flip"][pos], ep["offset"][pos], b_aug)
         if self.labeled is not None:
             out.update(self._next_labeled())
         return out
@@ -355,17 +402,26 @@ class BatchStream:
         _shutdown(it)
         raise DataError(failure)
 
-    def _finish(self, raw: dict, flip: torch.Tensor, offset: torch.Tensor) -> dict[str, torch.Tensor]:
-        img = to_float(augment_batch(raw["image"], self.aug, flip, offset, self.info.resolution))
-        if self.channels_last:
-            img = img.contiguous(memory_format=torch.channels_last)
-        out = {"image": img}
-        if "label" in raw and self.labeled is None:  # semi-supervised: labels only through "label_l"
-            out["label"] = raw["label"].long()
+    def _finish(self, raw: dict, flip: torch.Tensor, offset: torch.Tensor,
+                b_aug: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """uint8 items -> augmented float batch; B gets A's crop and flip unless `b_aug` (its own) is given."""
+        out = {}
+        for k in _IMAGE_KEYS:
+            if k not in raw:
+                continue
+            f, o = b_aug if (k == "B" and b_aug is not None) else (flip, offset)
+            img = to_float(augment_batch(raw[k], self.aug, f, o, self.info.resolution))
+            if self.channels_last:
+                img = img.contiguous(memory_format=torch.channels_last)
+            out[k] = img
+        for k in ("label", "label_b"):
+            if k in raw and self.labeled is None:  # semi-supervised: labels only through "label_l"
+                out[k] = raw[k].long()
         return out
 
     def fixed_batch(self, n: int) -> dict[str, torch.Tensor]:
-        """n items chosen by a fixed seed, centre-cropped, unflipped (preview grids); no state change."""
+        """n items chosen by a fixed seed, centre-cropped, unflipped (preview grids); no state change.
+        Unaligned sets pair item i's A with B item i % size_b, in both paths (see data/base.py)."""
         n = min(n, len(self.dataset))
         idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed))[:n]
         if self.preloaded:
@@ -373,6 +429,6 @@ class BatchStream:
         else:
             items = [self.dataset[int(i)] for i in idx]
             raw = {k: torch.stack([it[k] for it in items]).to(self.device) for k in items[0]}
-        room = self.dataset.item_size - self.info.resolution
-        offset = torch.full((n, 2), room // 2, device=self.device)
+        rh, rw = item_room(self.dataset, self.info.resolution)
+        offset = torch.tensor([[rh // 2, rw // 2]], device=self.device).expand(n, 2)
         return self._finish(raw, torch.zeros(n, dtype=torch.bool, device=self.device), offset)
