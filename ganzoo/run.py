@@ -16,7 +16,7 @@ from .data.loader import BatchStream, balanced_subset, dataset_labels
 from .errors import UserError
 from .images import save_grid, save_images
 from .models.base import GANModel, class_rows
-from .settings import OptimSettings, TrainerSettings
+from .settings import OptimSettings, TrainerSettings, resolve_epochs
 from .trainer import Trainer, pick_device, seed_everything
 
 log = logging.getLogger("ganzoo")
@@ -73,11 +73,19 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,
                          labeled_subset=labeled)
+    trainer, optim = resolve_epochs(trainer, optim, stream.steps_per_epoch)  # epoch counts -> steps
     meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
             "data": data.info.to_dict(), "config": config}
+    evaluator = None
+    if trainer.eval_every:
+        from .metrics.evaluate import Evaluator
+
+        with torch.random.fork_rng(devices=[]):  # a judge trained now must not shift the run's random stream
+            evaluator = Evaluator.for_model(model, dataset_cfg, device=device, n_per_class=trainer.eval_n_per_class,
+                                            model_name=model_name)
     try:
         t = Trainer(model, stream, settings=trainer, optim=optim, run_dir=run_dir, seed=seed, device=device,
-                    meta=meta)
+                    meta=meta, evaluator=evaluator)
     except ValueError as e:
         raise UserError(str(e)) from None
     if ckpt is not None:
@@ -109,12 +117,18 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     """n images (or one per entry of `labels`, or `per_class` per class, one row each) as a PNG grid
     (`out` ending in .png) or a folder of PNGs. `traverse=<code>` (models with latent codes, e.g.
     InfoGAN's c2): a grid with one row per categorical code value and `nrow` columns (default 10)
-    that vary the continuous code from -2 to 2, everything else fixed (`n` is not used)."""
+    that vary the continuous code from -2 to 2, everything else fixed (`n` is not used). Image-to-image
+    models (with `translate`): their training grid (input | output | ...) on n images of the test split."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=ema)
     name, k = ckpt["model"]["name"], model.data.num_classes
+    if callable(getattr(model, "translate", None)):  # image-to-image: the training grid on n test images
+        test = BatchStream(build_dataset(ckpt["dataset"], split="test"), batch_size=1, seed=seed, device=dev)
+        images = model.preview(n, generator=torch.Generator(dev).manual_seed(seed), batch=test.fixed_batch(n))
+        return _write(images.cpu(), out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
+                      nrow or model.grid_nrow(images.shape[0]), "sample_")
     if traverse is not None:
         if not hasattr(model, "traverse"):
             raise UserError(f"model {name!r} has no latent codes to traverse: drop traverse=")

@@ -5,13 +5,17 @@ These are the schemas of the `trainer` and `optim` config groups (registered wit
 object.
 """
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these forms
+
+from .errors import UserError
 
 
 @dataclass
 class TrainerSettings:
-    max_steps: int = 5000  # optimizer iterations (one batch each)
+    max_steps: Optional[int] = 5000  # noqa: UP045 - optimizer iterations (one batch each); null: use max_epochs
+    max_epochs: Optional[float] = None  # noqa: UP045 - the run's length in epochs (with max_steps null)
     batch_size: int = 64
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
     amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler)
@@ -23,6 +27,8 @@ class TrainerSettings:
     ckpt_every: int = 1000  # steps between checkpoints (0: only at the end)
     keep_ckpts: int = 3  # checkpoints kept (at least 2)
     n_samples: int = 64  # images in each sample grid
+    eval_every: int = 0  # steps between evaluations of the live (EMA) model, `ganzoo eval`'s metrics (0: off)
+    eval_n_per_class: int = 100  # generated images per class for those evaluations
     num_workers: int = 0  # DataLoader workers when the data is not preloaded
     preload: Optional[bool] = None  # noqa: UP045 - null: preload when the dataset fits in preload_max_mb
     preload_max_mb: int = 2048
@@ -48,4 +54,33 @@ class OptimSettings:
     schedule: str = "constant"  # constant | linear (to zero at max_steps) | cosine | step (x decay_factor)
     decay_start: int = 0  # steps at the initial lr before a linear/cosine decay starts (step: the step)
     decay_factor: float = 0.1  # step schedule: the lr multiplier from decay_start on
+    decay_start_epochs: Optional[float] = None  # noqa: UP045 - decay_start in epochs (pix2pix/CycleGAN: n_epochs)
     phases: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006 - per-phase overrides, e.g. {G: {lr: 1e-3}}
+
+
+def resolve_epochs(trainer: TrainerSettings, optim: OptimSettings, steps_per_epoch: int
+                   ) -> tuple[TrainerSettings, OptimSettings]:
+    """Settings with the epoch counts turned into steps (the trainer counts steps only).
+
+    The reference code of pix2pix and CycleGAN counts epochs (`n_epochs` at the initial lr, then
+    `n_epochs_decay` of linear decay); their configs say `trainer.max_steps: null`,
+    `trainer.max_epochs: n_epochs + n_epochs_decay`, `optim.decay_start_epochs: n_epochs`, and this
+    makes them max_steps = ceil(max_epochs x steps_per_epoch) and decay_start = round(decay_start_epochs
+    x steps_per_epoch). Exactly one of max_steps/max_epochs must be set, and decay_start_epochs only
+    with decay_start 0, so that no value given on the command line is silently ignored."""
+    if (trainer.max_steps is None) == (trainer.max_epochs is None):
+        if trainer.max_steps is None:
+            raise UserError("set trainer.max_steps or trainer.max_epochs (both are null)")
+        raise UserError(f"trainer.max_steps={trainer.max_steps} and trainer.max_epochs={trainer.max_epochs:g} are both "
+                        f"set: set one of them to null (e.g. trainer.max_epochs=null to count in steps)")
+    if trainer.max_epochs is not None:
+        if trainer.max_epochs <= 0:
+            raise UserError(f"trainer.max_epochs={trainer.max_epochs:g}: train for more than 0 epochs")
+        trainer = replace(trainer, max_steps=max(1, math.ceil(trainer.max_epochs * steps_per_epoch)), max_epochs=None)
+    if optim.decay_start_epochs is not None:
+        if optim.decay_start:
+            raise UserError(f"optim.decay_start={optim.decay_start} and optim.decay_start_epochs="
+                            f"{optim.decay_start_epochs:g} are both set: set optim.decay_start_epochs=null or drop "
+                            f"optim.decay_start")
+        optim = replace(optim, decay_start=round(optim.decay_start_epochs * steps_per_epoch), decay_start_epochs=None)
+    return trainer, optim
