@@ -314,3 +314,25 @@ def test_cli_list_and_download(cli_runner, monkeypatch, server, tmp_path):
     shutil.rmtree(tmp_path / "toyset")
     (tmp_path / "good.zip.part").write_bytes(GOOD[:3000])
     assert rows()["toyset"][4:7] == ["partial", "(3.0", "kB)"]
+
+
+def test_weights_in_place_are_verified_every_time(monkeypatch, tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/w/model.pth"
+    pinned = manifest.Entry("toy_model/model", url, SHA["weights"], None, "weights", "", "toy weights")
+    _entries(monkeypatch, pinned)
+    path = tmp_path / "toy_model" / "model.pth"
+    path.parent.mkdir()
+    path.write_bytes(WEIGHTS[:-1] + b"\0")  # a damaged copy placed by hand
+    with pytest.raises(DataError, match=f"does not match the pinned sha256 of toy_model/model: expected {SHA['weights']}"):
+        ensure("toy_model/model", tmp_path, progress=False)
+    assert path.read_bytes() == WEIGHTS[:-1] + b"\0"  # never deleted for the user
+    path.write_bytes(WEIGHTS)
+    out = prepare("toy_model/model", tmp_path, progress=False)
+    assert (out.action, out.sha256, out.policy) == ("present", SHA["weights"], "pinned")
+
+    _entries(monkeypatch, manifest.Entry("toy_model/model", url, None, None, "weights", "", "toy weights"))
+    assert prepare("toy_model/model", tmp_path, progress=False).policy == "recorded now"
+    assert download.recorded_sha256(manifest.get("toy_model/model"), tmp_path) == SHA["weights"]
+    path.write_bytes(WEIGHTS[::-1])
+    with pytest.raises(DataError, match="does not match the recorded sha256"):
+        ensure("toy_model/model", tmp_path, progress=False)

@@ -47,10 +47,11 @@ def register(group: click.Group) -> None:
                 out = prepare(name, root, force=force)
             except DataError as e:
                 raise _Exit2(str(e)) from None
-            if out.action == "present":
-                how = "already present"
+            src = {"present": "already present", "downloaded": "downloaded",
+                   "from archive": "from the archive in the data home"}[out.action]
+            if out.sha256 is None:  # a dataset folder already in place
+                how = src
             else:
-                src = "from the archive in the data home" if out.action == "from archive" else "downloaded"
                 how = {"pinned": f"{src}, sha256 verified (pinned)",
                        "recorded": f"{src}, sha256 verified (recorded on an earlier download)",
                        "recorded now": f"{src}; no published sha256, recorded {out.sha256} "

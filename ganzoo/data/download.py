@@ -12,7 +12,8 @@ downloading, verifying and safely extracting it (`archive.safe_extract`) on firs
 is extracted into a hidden temporary folder next to the target and renamed into place only when
 complete, so a failed, tampered or interrupted download never leaves a half-extracted set, and
 never deletes an earlier good copy. An archive placed by hand in the data home is verified and
-used instead of downloading (offline machines). Without a published hash the first download
+used instead of downloading (offline machines); a weights file already in place is verified on
+every call (a dataset folder already in place is used as is). Without a published hash the first download
 records its digest in `<data home>/manifest.lock.json`, and later downloads are checked against it.
 
 Concurrent calls for the same name wait for each other (an advisory lock file per name).
@@ -347,8 +348,8 @@ def hash_policy(entry: manifest.Entry, home: Path) -> str:
 @dataclass(frozen=True)
 class Outcome:
     path: Path  # the ready folder (datasets) or file (weights)
-    action: str  # "present" | "downloaded" | "from archive" (placed by hand)
-    sha256: str | None  # digest of what was fetched/used (None when already present)
+    action: str  # "present" | "downloaded" | "from archive" (an archive placed by hand)
+    sha256: str | None  # digest of the file fetched or checked (None: a dataset folder already present)
     policy: str  # "pinned" | "recorded" (verified against the record) | "recorded now" (first download)
 
 
@@ -377,12 +378,12 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
     target = target_of(entry, home)
     flat = entry.name.replace("/", "_")
     with _flock(home / f".{flat}.lock", waiting=f"another ganzoo is fetching {name}; waiting"):
-        if is_present(entry, home) and not force:
+        if entry.kind == "dataset" and target.is_dir() and not force:  # a folder is not hashed again
             return Outcome(target, "present", None, hash_policy(entry, home))
         expected = entry.sha256 or recorded_sha256(entry, home)
         policy = "pinned" if entry.sha256 else "recorded" if expected else "recorded now"
         into = target if entry.kind == "weights" else home / entry.filename
-        placed = entry.kind == "dataset" and into.is_file() and not force
+        placed = into.is_file() and not force  # weights in place, or an archive put there by hand: verify
         if placed:
             digest = _file_sha256(into)
             if expected and digest != expected:
@@ -409,7 +410,8 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
             _install(into, target, entry, home, flat, progress=progress)
             if not placed:
                 into.unlink(missing_ok=True)  # the extracted folder is what is used; free the space
-        return Outcome(target, "from archive" if placed else "downloaded", digest, policy)
+        action = "downloaded" if not placed else "present" if entry.kind == "weights" else "from archive"
+        return Outcome(target, action, digest, policy)
 
 
 def _install(archive: Path, target: Path, entry: manifest.Entry, home: Path, flat: str, *,
