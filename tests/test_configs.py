@@ -36,7 +36,7 @@ def _dataset_files():
 def test_every_model_and_dataset_config_composes(hydra_ctx, model, dataset):
     cfg = compose("train", overrides=[f"model={model}", f"dataset={dataset}"])
     assert cfg.model.name == model and cfg.dataset.name in DATASETS.names()
-    assert cfg.trainer.max_steps > 0 and cfg.optim.lr > 0
+    assert (cfg.trainer.max_steps or cfg.trainer.max_epochs) > 0 and cfg.optim.lr > 0
     builder = DATASETS.get(cfg.dataset.name)
     params = inspect.signature(builder).parameters
     for key in cfg.dataset:
@@ -47,7 +47,10 @@ def test_every_model_and_dataset_config_composes(hydra_ctx, model, dataset):
 def test_every_model_config_builds(hydra_ctx, model):
     cfg = compose("train", overrides=[f"model={model}"])
     name, args = split_name(OmegaConf.to_container(cfg.model, resolve=True), "model")
-    m = build_model(name, args, DataInfo("digits", 1, 28, 10, 100, ("image", "label")))
+    info = DataInfo("digits", 1, 28, 10, 100, ("image", "label"))
+    if {"A", "B"} <= MODELS.get(name).needs:  # image-to-image: a paired RGB set at the reference's 256 px
+        info = DataInfo("pairs", 3, 256, 0, 100, ("A", "B"), channels_b=3, aligned=True)
+    m = build_model(name, args, info)
     assert sum(p.numel() for p in m.parameters()) > 0
 
 
