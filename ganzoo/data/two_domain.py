@@ -89,15 +89,3 @@ class TensorPairDataset(ImageDataset):
             return self.a, self.label_a
         return self.b, (self.label_a if self.info.aligned else self.label_b)
 
-
-def domain_items(dataset: ImageDataset, which: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Every item of domain `which` ("A" or "B") of a two-domain dataset, each once, in order:
-    (uint8 [n, C, H, W], int64 labels [n] or None). Folder sets decode their files here."""
-    if hasattr(dataset, "domain"):
-        return dataset.domain(which)
-    n = dataset.size_a if which == "A" else dataset.size_b
-    label_key = "label" if (which == "A" or dataset.info.aligned) else "label_b"
-    items = [dataset[(k, 0)] if which == "A" else dataset[(0, k)] for k in range(n)]
-    images = torch.stack([it[which] for it in items])
-    labels = torch.stack([it[label_key] for it in items]) if label_key in items[0] else None
-    return images, labels
