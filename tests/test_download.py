@@ -266,7 +266,7 @@ def test_archive_placed_by_hand_is_verified_and_used(monkeypatch, tmp_path):
 def test_unsafe_or_misshapen_archive_installs_nothing(server, monkeypatch, tmp_path):
     evil = _zip_bytes({"toy/trainA/a.txt": b"x", "../escape.txt": b"x"})
     server.files["/evil.zip"] = evil
-    _entries(monkeypatch, _dataset(server, "/evil.zip", hashlib.sha256(evil).hexdigest()),
+    _entries(monkeypatch, _dataset(server, "/evil.zip", None),  # unpinned: a refused set must not be recorded
              manifest.Entry("other", server.url + "/good.zip", SHA["good"], None, "dataset", "elsewhere", "wrong"))
     with pytest.raises(DataError, match="'../escape.txt' has a '..' path component"):
         ensure("toyset", tmp_path, progress=False)
@@ -274,8 +274,9 @@ def test_unsafe_or_misshapen_archive_installs_nothing(server, monkeypatch, tmp_p
         ensure("other", tmp_path, progress=False)
     assert not (tmp_path / "toyset").exists() and not (tmp_path / "other").exists()
     assert not (tmp_path.parent / "escape.txt").exists()
-    leftovers = [n for n in _leftovers(tmp_path) if n != "other"]
-    assert not [n for n in leftovers if "extract" in n or n.endswith(".part")], leftovers
+    leftovers = _leftovers(tmp_path)
+    assert leftovers == [], leftovers  # no archive, part or temp folder
+    assert download.recorded_sha256(manifest.get("toyset"), tmp_path) is None
 
 
 def test_unknown_name_lists_known_ones(cli_runner, monkeypatch, server):

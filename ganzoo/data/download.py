@@ -277,7 +277,7 @@ class _Bar:
                 self.next_pct = pct // 10 * 10 + 10
 
     def done(self, digest: str, verified: bool) -> None:
-        self._say(f"{self.label}: sha256 {digest[:16]}… {'verified' if verified else '(no hash to check)'}")
+        self._say(f"{self.label}: sha256 {digest[:16]}… {'verified' if verified else '(not checked: no hash given)'}")
 
     def close(self) -> None:
         if self.rich is not None:
@@ -401,15 +401,18 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
                 raise DataError(f"cannot download {name} from {entry.url} ({e.reason}): run `ganzoo data "
                                 f"download {name}` on a machine with internet, or place {entry.filename} "
                                 f"in {where}") from None
-        if not expected:
-            _record(entry, home, digest, into.stat().st_size)
+        size = into.stat().st_size
+        if entry.kind == "dataset":
+            try:
+                _install(into, target, entry, home, flat, progress=progress)
+            finally:
+                if not placed:  # used (the folder is what is read) or refused: either way not kept
+                    into.unlink(missing_ok=True)
+        if not expected:  # only a download that fully worked is recorded
+            _record(entry, home, digest, size)
             if progress:
                 print(f"{name}: no published sha256; recorded {digest} in {lock_path(home)} "
                       f"(later downloads are verified against it)", file=sys.stderr, flush=True)
-        if entry.kind == "dataset":
-            _install(into, target, entry, home, flat, progress=progress)
-            if not placed:
-                into.unlink(missing_ok=True)  # the extracted folder is what is used; free the space
         action = "downloaded" if not placed else "present" if entry.kind == "weights" else "from archive"
         return Outcome(target, action, digest, policy)
 

@@ -166,7 +166,8 @@ _ENTRIES: list[Entry] = [
 ]
 
 ENTRIES: dict[str, Entry] = {e.name: e for e in _ENTRIES}
-assert len(ENTRIES) == len(_ENTRIES), "duplicate manifest name"
+if len(ENTRIES) != len(_ENTRIES):
+    raise RuntimeError("duplicate name in the download manifest")
 
 
 def names() -> list[str]:
