@@ -62,8 +62,24 @@ def split_name(cfg: dict, kind: str) -> tuple[str, dict]:
     return name, cfg
 
 
+# dataset keys every labeled dataset takes, handled by the data layer (not the builder): the fixed,
+# seeded labeled subset of semi-supervised runs (`ganzoo.data.loader.balanced_subset`)
+SUBSET_KEYS = ("labels_per_class", "label_seed")
+
+
+def labeled_subset_args(cfg: dict) -> tuple[int | None, int]:
+    """(labels_per_class or None for "every label", label_seed) of a dataset config."""
+    per_class, seed = cfg.get("labels_per_class"), cfg.get("label_seed", 0)
+    for key, v in (("labels_per_class", per_class), ("label_seed", seed)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+            raise UserError(f"dataset.{key}={v!r} has the wrong type: expects an integer")
+    return per_class, seed
+
+
 def build_dataset(cfg: dict, *, split: str = "train", seed: int = 0) -> ImageDataset:
     name, args = split_name(cfg, "dataset")
+    for key in SUBSET_KEYS:
+        args.pop(key, None)
     try:
         builder = DATASETS.get(name)
     except UnknownName as e:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .build import build_dataset, build_model, split_name
+from .build import SUBSET_KEYS, build_dataset, build_model, labeled_subset_args, split_name
 from .checkpoint import load_run
 from .data.base import DataInfo
 from .data.loader import BatchStream, balanced_subset, dataset_labels
@@ -40,6 +40,9 @@ def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cf
         diffs.append(f"data shape {old_shape} -> {new_shape}")
     if d.get("num_classes") != info.num_classes:
         diffs.append(f"classes {d.get('num_classes')} -> {info.num_classes}")
+    for key in SUBSET_KEYS:  # the labeled subset of a semi-supervised run
+        if ckpt["dataset"].get(key) != dataset_cfg.get(key):
+            diffs.append(f"dataset.{key} {ckpt['dataset'].get(key)!r} -> {dataset_cfg.get(key)!r}")
     if d.get("fingerprint") and info.fingerprint and d["fingerprint"] != info.fingerprint and not diffs:
         diffs.append(f"dataset contents (fingerprint {d['fingerprint'][:12]} -> {info.fingerprint[:12]})")
     return diffs
@@ -64,11 +67,17 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
             if ckpt.get(key) != now:
                 log.warning("resuming a checkpoint written by %s %s with %s", key.split("_")[0], ckpt.get(key), now)
     labeled = None  # semi-supervised models (labeled_subset = True) see the labels of a fixed subset only
+    per_class, label_seed = labeled_subset_args(dataset_cfg)
     if getattr(model, "labeled_subset", False):
-        labeled = balanced_subset(dataset_labels(data), model.labels_per_class, model.label_seed,
-                                  data.info.num_classes)
+        if per_class is None:
+            raise UserError(f"model {model_name!r} is semi-supervised: set dataset.labels_per_class (e.g. "
+                            f"+dataset.labels_per_class=10 for 100 labels on MNIST)")
+        labeled = balanced_subset(dataset_labels(data), per_class, label_seed, data.info.num_classes)
         log.info("labeled subset: %d of %d images (%d per class, label_seed %d); every image is used unlabeled",
-                 labeled.numel(), len(data), model.labels_per_class, model.label_seed)
+                 labeled.numel(), len(data), per_class, label_seed)
+    elif per_class is not None:
+        raise UserError(f"dataset.labels_per_class={per_class} is for semi-supervised models (model=ssgan); "
+                        f"model {model_name!r} uses every label: drop dataset.labels_per_class")
     stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,

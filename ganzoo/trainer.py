@@ -158,8 +158,9 @@ def _tensors(tree, prefix: str):
 
 class Trainer:
     def __init__(self, model: GANModel, stream: BatchStream, *, settings: TrainerSettings, optim: OptimSettings,
-                 run_dir: str | Path, seed: int, device: torch.device, meta: dict):
+                 run_dir: str | Path, seed: int, device: torch.device, meta: dict, evaluator=None):
         self.model, self.stream, self.s, self.device = model, stream, settings, device
+        self.evaluator = evaluator  # metrics of the live (EMA) model every `eval_every` steps (metrics.Evaluator)
         self.run_dir, self.seed, self.meta = Path(run_dir), seed, meta
         self.phases: list[Phase] = model.phases()
         names = {n for p in self.phases for n in p.nets}
@@ -412,6 +413,15 @@ class Trainer:
             log.image(self.step, "samples", grid(images, nrow))
         return path
 
+    def evaluate(self, log: RunLog) -> dict[str, float]:
+        """The evaluator's metrics of the inference model (EMA weights when kept), logged as eval/<name>."""
+        from .metrics.evaluate import scalars
+
+        with self.inference_model() as m:
+            values = scalars(self.evaluator(m))
+        log.scalars(self.step, values)
+        return values
+
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> None:
         s = self.s
@@ -434,10 +444,14 @@ class Trainer:
                     t0, step0 = self._log(log, t0, step0)
                 if s.sample_every and self.step % s.sample_every == 0:
                     self.write_samples(log)
+                if self.evaluator is not None and s.eval_every and self.step % s.eval_every == 0:
+                    self.evaluate(log)
                 if s.ckpt_every and self.step % s.ckpt_every == 0 and self.step < s.max_steps:
                     self.save()
             if not s.sample_every or self.step % s.sample_every:
                 self.write_samples(log)
+            if self.evaluator is not None and s.eval_every and self.step % s.eval_every:
+                self.evaluate(log)
             self.save(final=True)  # before the final partial log line, so a resumed run continues that window
             if self._cnt:
                 self._log(log, t0, step0, partial=True)

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from ganzoo.build import build_model, split_name
+from ganzoo.build import SUBSET_KEYS, build_model, split_name
 from ganzoo.cli import describe, group_options
 from ganzoo.data.base import DataInfo
 from ganzoo.registry import DATASETS, MODELS
@@ -40,7 +40,8 @@ def test_every_model_and_dataset_config_composes(hydra_ctx, model, dataset):
     builder = DATASETS.get(cfg.dataset.name)
     params = inspect.signature(builder).parameters
     for key in cfg.dataset:
-        assert key == "name" or key in params, f"dataset {dataset}: key {key} is not a builder argument"
+        assert key == "name" or key in params or key in SUBSET_KEYS, \
+            f"dataset {dataset}: key {key} is not a builder argument"
 
 
 @pytest.mark.parametrize("model", group_options("model"))

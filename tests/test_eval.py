@@ -7,8 +7,11 @@ import json
 import random
 
 import pytest
+import torch
 
 from ganzoo import run
+from ganzoo.checkpoint import load_run
+from ganzoo.errors import UserError
 from ganzoo.metrics.hungarian import hungarian
 from ganzoo.registry import MODELS
 from ganzoo.settings import OptimSettings, TrainerSettings
@@ -37,12 +40,12 @@ def test_hungarian_matches_brute_force(seed):
     assert sum(cost[i][got[i]] for i in range(5)) == pytest.approx(best)
 
 
-def _train(name: str, run_dir, **kw):
-    settings = TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
+def _train(name: str, run_dir, max_steps_: int = 2, **kw):
+    settings = TrainerSettings(max_steps=max_steps_, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
                                progress=False, tensorboard=False, device="cpu", **kw)
     run.train(model_cfg={"name": name, **dict(getattr(MODELS.get(name), "tiny_args", {}))},
-              dataset_cfg=dict(TINY_DIGITS), trainer=settings, optim=OptimSettings(), seed=3, run_dir=run_dir,
-              config={})
+              dataset_cfg=dict(getattr(MODELS.get(name), "tiny_dataset", TINY_DIGITS)), trainer=settings,
+              optim=OptimSettings(), seed=3, run_dir=run_dir, config={})
     return run_dir
 
 
@@ -112,3 +115,41 @@ def test_eval_unlabeled_dataset_is_one_line_exit_2(cli_runner, tmp_path):
     r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST])
     assert r.exit_code == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "no labels" in r.stderr and "histogram" in r.stderr
+
+
+# -- the same metrics during training (trainer.eval_every) ------------------------------------------
+def _stats(run_dir) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "stats.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name,key", [("cgan", "eval/conditional_accuracy"), ("ssgan", "eval/test_accuracy"),
+                                      ("infogan", "eval/code_accuracy"), ("dcgan", "eval/recognisable")])
+def test_eval_every_logs_metrics_and_changes_nothing_else(name, key, tmp_path):
+    """eval_every=2 over 3 steps: metrics at steps 2 and 3 (the end) in stats.jsonl; the weights and the
+    logged losses are bitwise those of a run without evaluation (the evaluator's randomness is its own)."""
+    _train(name, tmp_path / "plain", max_steps_=3)
+    _train(name, tmp_path / "eval", max_steps_=3, eval_every=2, eval_n_per_class=2)
+    plain, with_eval = _stats(tmp_path / "plain"), _stats(tmp_path / "eval")
+    evals = [r for r in with_eval if any(k.startswith("eval/") for k in r)]
+    assert [r["step"] for r in evals] == [2, 3]
+    assert all(0 <= r[key] <= 1 for r in evals)
+    strip = [{k: v for k, v in r.items() if k not in ("time", "steps_per_s")} for r in with_eval if r not in evals]
+    assert strip == [{k: v for k, v in r.items() if k not in ("time", "steps_per_s")} for r in plain]
+    a, b = load_run(tmp_path / "plain")["nets"], load_run(tmp_path / "eval")["nets"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_every_on_an_unlabeled_dataset_fails_before_training(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), (i * 30, 0, 0)).save(images / f"{i}.png")
+    settings = TrainerSettings(max_steps=1, batch_size=4, progress=False, tensorboard=False, device="cpu",
+                               eval_every=1)
+    with pytest.raises(UserError, match="no labels"):
+        run.train(model_cfg={"name": "gan", **MODELS.get("gan").tiny_args},
+                  dataset_cfg={"name": "image_folder", "path": str(images), "resolution": 16}, trainer=settings,
+                  optim=OptimSettings(), seed=0, run_dir=tmp_path / "run", config={})
+    assert not (tmp_path / "run" / "stats.jsonl").exists()

@@ -26,6 +26,7 @@ from ganzoo.trainer import Trainer
 from .conftest import TINY_DIGITS
 
 CPU = torch.device("cpu")
+MODEL_TINY_DATA = ssgan_mod.SSGAN.tiny_dataset
 TINY = {"g_hidden": 32, "d_hidden": [32, 16, 16]}
 INFO = DataInfo("digits", 1, 28, 10, 100, ("image", "label"))
 
@@ -69,10 +70,10 @@ def test_subset_is_balanced_seeded_apart_from_training_and_never_exceeded():
 
 
 def test_training_seed_does_not_change_the_subset(tmp_path):
-    def subset(seed, **model):
-        t = run.train(model_cfg={"name": "ssgan", **TINY, "labels_per_class": 3, **model},
-                      dataset_cfg=dict(TINY_DIGITS), trainer=_settings(max_steps=1), optim=OptimSettings(),
-                      seed=seed, run_dir=tmp_path / f"{seed}{model}", config={})
+    def subset(seed, **data):
+        t = run.train(model_cfg={"name": "ssgan", **TINY},
+                      dataset_cfg={**TINY_DIGITS, "labels_per_class": 3, **data}, trainer=_settings(max_steps=1),
+                      optim=OptimSettings(), seed=seed, run_dir=tmp_path / f"{seed}{data}", config={})
         return t.stream.labeled
 
     a, b, c = subset(0), subset(7), subset(0, label_seed=1)
@@ -264,7 +265,7 @@ def test_unlabeled_datasets_are_refused():
 
 # -- the run ---------------------------------------------------------------------------------------
 def test_run_logs_labeled_accuracy_and_reports_test_accuracy_with_ema(tmp_path):
-    t = run.train(model_cfg={"name": "ssgan", **TINY, "labels_per_class": 2}, dataset_cfg=dict(TINY_DIGITS),
+    t = run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**TINY_DIGITS, "labels_per_class": 2},
                   trainer=_settings(max_steps=3, ema=True), optim=OptimSettings(lr=3e-3), seed=0,
                   run_dir=tmp_path, config={})
     assert set(t.ema) == {"G", "D"}
@@ -272,5 +273,31 @@ def test_run_logs_labeled_accuracy_and_reports_test_accuracy_with_ema(tmp_path):
     assert {"D/acc", "D/loss_lab", "D/loss_unl", "G/loss"} <= stats[-1].keys()
     res = ssgan_mod.evaluate_run(str(tmp_path))
     assert res["step"] == 3 and 0 <= res["acc"] <= 1 and 0 <= res["acc_ema"] <= 1
-    test = build_dataset(dict(TINY_DIGITS), split="test")
+    test = build_dataset({**TINY_DIGITS, "labels_per_class": 2}, split="test")
     assert ssgan_mod.test_accuracy(t.model, test) == pytest.approx(res["acc"])
+
+
+def test_labels_per_class_is_a_dataset_key_for_semi_supervised_models_only(tmp_path):
+    no_subset = {k: v for k, v in MODEL_TINY_DATA.items() if k != "labels_per_class"}
+    with pytest.raises(UserError, match="set dataset.labels_per_class"):
+        run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=no_subset, trainer=_settings(max_steps=1),
+                  optim=OptimSettings(), seed=0, run_dir=tmp_path / "a", config={})
+    with pytest.raises(UserError, match="drop dataset.labels_per_class"):
+        run.train(model_cfg={"name": "dcgan", "ngf": 8, "ndf": 8}, dataset_cfg=dict(MODEL_TINY_DATA),
+                  trainer=_settings(max_steps=1), optim=OptimSettings(), seed=0, run_dir=tmp_path / "b", config={})
+    run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=dict(MODEL_TINY_DATA), trainer=_settings(max_steps=1),
+              optim=OptimSettings(), seed=0, run_dir=tmp_path / "c", config={})
+    with pytest.raises(UserError, match=r"dataset.labels_per_class 2 -> 3"):
+        run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**MODEL_TINY_DATA, "labels_per_class": 3},
+                  trainer=_settings(max_steps=2), optim=OptimSettings(), seed=0, run_dir=tmp_path / "c",
+                  config={}, resume=str(tmp_path / "c"))
+
+
+def test_ssgan_config_sets_100_labels_as_a_dataset_key():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("ganzoo.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["model=ssgan", "dataset=mnist"])
+        assert cfg.dataset.labels_per_class == 10 and cfg.dataset.label_seed == 0 and cfg.dataset.name == "mnist"
+        cfg = compose("train", overrides=["model=ssgan", "dataset.labels_per_class=3"])
+        assert cfg.dataset.labels_per_class == 3 and "labels_per_class" not in cfg.model

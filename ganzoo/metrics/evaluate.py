@@ -53,67 +53,112 @@ def code_accuracy(model, test, batch_size: int) -> dict:
             "code_confusion": counts[:model.cat_dim, :k].tolist()}
 
 
+class Evaluator:
+    """The metrics of a model held in memory, for its dataset: built once (the test split loaded, the
+    judge trained or read from its cache), then called on the model as often as wanted — by
+    `ganzoo eval` on a run's checkpoint, and by the trainer every `trainer.eval_every` steps on the
+    live (EMA) model. Draws its random numbers from its own generators, never the global stream, so
+    evaluating during training changes nothing in the run (resume stays exact)."""
+
+    def __init__(self, dataset_cfg: dict, info, *, device: torch.device, n_per_class: int = 1000,
+                 batch_size: int = 500, judge_epochs: int = 2, seed: int = 0, model_name: str = "model",
+                 conditional: bool = False, infogan: bool = False, ssl: bool = False):
+        if n_per_class < 1 or batch_size < 1:
+            raise UserError(f"n_per_class={n_per_class}, batch_size={batch_size}: both must be at least 1")
+        if info.num_classes < 1 or "label" not in info.fields:
+            needs = []
+            if conditional:
+                needs.append("conditional accuracy (judge classifier)")
+            if infogan:
+                needs.append("InfoGAN code accuracy")
+            if ssl:
+                needs.append("SSGAN test accuracy")
+            if not needs:
+                needs.append("the judge's class histogram")
+            raise UserError(f"model {model_name!r} on dataset {info.name!r}: the dataset has no labels, and "
+                            f"{', '.join(needs)} need{'s' if len(needs) == 1 else ''} them: use a labeled "
+                            f"dataset (e.g. dataset=digits or dataset=mnist)")
+        self.info, self.device, self.seed = info, device, seed
+        self.n_per_class, self.batch_size = n_per_class, batch_size
+        self.test = build_dataset(dataset_cfg, split="test")
+        self.judge, self.judge_acc = (None, None)
+        if not ssl or conditional:  # SSGAN is judged by its own test accuracy only
+            self.judge, self.judge_acc = train_judge(build_dataset(dataset_cfg, split="train"), self.test,
+                                                     epochs=judge_epochs, device=device)
+
+    @classmethod
+    def for_model(cls, model, dataset_cfg: dict, **kw) -> Evaluator:
+        return cls(dataset_cfg, model.data, conditional=not model.unconditional, infogan=_is_infogan(model),
+                   ssl=hasattr(model, "classify"), **kw)
+
+    def __call__(self, model) -> dict:
+        """The metrics of `model` (put in eval mode for the call, then restored)."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return self._metrics(model)
+        finally:
+            model.train(was_training)
+
+    def _metrics(self, model) -> dict:
+        k, out = self.info.num_classes, {}
+        if hasattr(model, "classify"):
+            from ..models.ssgan import test_accuracy
+
+            out["test_accuracy"] = test_accuracy(model, self.test, batch_size=self.batch_size)
+        if _is_infogan(model):
+            out.update(code_accuracy(model, self.test, self.batch_size))
+        if self.judge is None:
+            return out
+        out["judge_test_accuracy"] = self.judge_acc
+        g = torch.Generator(self.device).manual_seed(self.seed)
+        if not model.unconditional:
+            labels = class_rows(k, self.n_per_class, self.device)
+            images = _generate(model, len(labels), self.batch_size, g, labels)
+            pred = predict(self.judge, images, self.batch_size).argmax(1)
+            labels = labels.cpu()
+            out["conditional_accuracy"] = (pred == labels).float().mean().item()
+            out["conditional_accuracy_per_class"] = [(pred[labels == c] == c).float().mean().item()
+                                                     for c in range(k)]
+        else:
+            n = self.n_per_class * k
+            conf, cls = predict(self.judge, _generate(model, n, self.batch_size, g), self.batch_size).max(1)
+            hist = torch.bincount(cls, minlength=k).tolist()
+            out.update({"samples": n, "class_histogram": hist, "min_class_share": min(hist) / n,
+                        "recognisable": (conf >= CONFIDENT).float().mean().item(),
+                        "mean_confidence": conf.mean().item()})
+        return out
+
+
+def _is_infogan(model) -> bool:
+    return hasattr(model, "cat_dim") and hasattr(model, "q")
+
+
+def scalars(metrics: dict) -> dict[str, float]:
+    """The single numbers of a metrics dict (for stats.jsonl and TensorBoard), as "eval/<name>"."""
+    return {f"eval/{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "judge_test_accuracy"}
+
+
 def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device: str = "auto",
              judge_epochs: int = 2, seed: int = 0, out: str | None = None) -> tuple[dict, Path]:
-    """The metrics of a run (see the module doc); returns them and the JSON file written."""
+    """The metrics of a run's newest checkpoint (see the module doc); returns them and the JSON file
+    written. SSGAN runs report the test accuracy of the live D and, when kept, of the EMA D."""
     from ..run import load_model
 
-    if n_per_class < 1 or batch_size < 1:
-        raise UserError(f"n_per_class={n_per_class}, batch_size={batch_size}: both must be at least 1")
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=True)
-    info, name = model.data, ckpt["model"]["name"]
-    is_infogan = hasattr(model, "cat_dim") and hasattr(model, "q")
-    is_ssl = hasattr(model, "classify")
-    conditional = not model.unconditional
-    if info.num_classes < 1 or "label" not in info.fields:
-        needs = []
-        if conditional:
-            needs.append("conditional accuracy (judge classifier)")
-        if is_infogan:
-            needs.append("InfoGAN code accuracy")
-        if is_ssl:
-            needs.append("SSGAN test accuracy")
-        if not needs:
-            needs.append("the judge's class histogram")
-        raise UserError(f"run {run}: dataset {info.name!r} has no labels, and {', '.join(needs)} "
-                        f"need{'s' if len(needs) == 1 else ''} them: evaluate a run on a labeled dataset "
-                        f"(e.g. dataset=digits or dataset=mnist)")
-    k = info.num_classes
-    metrics: dict = {"run": str(run), "model": name, "dataset": info.name, "step": ckpt["step"],
-                     "num_classes": k}
-    test = build_dataset(ckpt["dataset"], split="test")
-    if is_ssl:
-        from ..models.ssgan import test_accuracy
-
-        live = load_model(run, device=dev, ema=False)[0]
-        metrics["test_accuracy"] = test_accuracy(live, test, batch_size=batch_size)
-        if ckpt.get("ema") and "D" in ckpt["ema"]:
-            metrics["test_accuracy_ema"] = test_accuracy(model, test, batch_size=batch_size)
-    if is_infogan:
-        metrics.update(code_accuracy(model, test, batch_size))
-    torch.set_grad_enabled(False)
-    try:
-        train = build_dataset(ckpt["dataset"], split="train")
-        judge, judge_acc = train_judge(train, test, epochs=judge_epochs, device=dev)
-        metrics["judge_test_accuracy"] = judge_acc
-        g = torch.Generator(dev).manual_seed(seed)
-        if conditional:
-            labels = class_rows(k, n_per_class, dev)
-            pred = predict(judge, _generate(model, len(labels), batch_size, g, labels), batch_size).argmax(1)
-            labels = labels.cpu()
-            metrics["conditional_accuracy"] = (pred == labels).float().mean().item()
-            metrics["conditional_accuracy_per_class"] = [(pred[labels == c] == c).float().mean().item()
-                                                         for c in range(k)]
-        else:
-            n = n_per_class * k
-            conf, cls = predict(judge, _generate(model, n, batch_size, g), batch_size).max(1)
-            hist = torch.bincount(cls, minlength=k).tolist()
-            metrics.update({"samples": n, "class_histogram": hist, "min_class_share": min(hist) / n,
-                            "recognisable": (conf >= CONFIDENT).float().mean().item(),
-                            "mean_confidence": conf.mean().item()})
-    finally:
-        torch.set_grad_enabled(True)
+    name = ckpt["model"]["name"]
+    ev = Evaluator.for_model(model, ckpt["dataset"], device=dev, n_per_class=n_per_class, batch_size=batch_size,
+                             judge_epochs=judge_epochs, seed=seed, model_name=name)
+    metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
+                     "num_classes": model.data.num_classes}
+    result = ev(model)
+    if hasattr(model, "classify") and ckpt.get("ema") and "D" in ckpt["ema"]:
+        metrics["test_accuracy"] = ev(load_model(run, device=dev, ema=False)[0])["test_accuracy"]
+        metrics["test_accuracy_ema"] = result.pop("test_accuracy")
+    metrics.update(result)
     path = Path(out) if out else Path(run) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -66,7 +66,9 @@ def train_judge(train: ImageDataset, test: ImageDataset, *, epochs: int = 2,
     if not info.fingerprint:
         raise UserError(f"dataset {info.name!r} has no fingerprint to cache its judge under")
     path = judge_path(train, epochs)
-    net = judge_net(info.channels, info.num_classes)
+    with torch.random.fork_rng(devices=[]):  # the same judge whatever ran before; the caller's stream untouched
+        torch.manual_seed(0)
+        net = judge_net(info.channels, info.num_classes)
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(saved["net"])

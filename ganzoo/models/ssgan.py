@@ -2,14 +2,14 @@
 GANs", arXiv:1606.03498, semi-supervised learning with feature matching (§3.1, §5); official code:
 openai/improved-gan, mnist_svhn_cifar10/train_mnist_feature_matching.py (+ its nn.py).
 
-Truly semi-supervised: the run sees the labels of a fixed, balanced subset only (`labels_per_class`
-per class, 10 → 100 labels on MNIST/digits, chosen by `ganzoo.data.loader.balanced_subset` from
-`label_seed`, independent of the training seed; both are model keys, `model.labels_per_class=...`,
-because dataset keys must be builder arguments). `labeled_subset = True` tells `run.train` to build
-the subset and hand it to the BatchStream; the trainer names no model. Every training image is still used unlabeled (the
-normal stream, which in this mode carries no "label" field); each iteration also carries a labeled
-batch ("image_l", "label_l") resampled from the subset by the BatchStream (its own seeded
-permutations, resumed exactly). (eriklindernoren's "sgan" trains on every label: not semi-supervised.)
+Truly semi-supervised: the run sees the labels of a fixed, balanced subset only
+(`dataset.labels_per_class` per class — conf/model/ssgan.yaml sets 10, i.e. 100 labels on
+MNIST/digits — chosen by `ganzoo.data.loader.balanced_subset` from `dataset.label_seed`, independent
+of the training seed). `labeled_subset = True` tells `run.train` to build the subset and hand it to
+the BatchStream; the trainer names no model. Every training image is still used unlabeled (the normal
+stream, which in this mode carries no "label" field); each iteration also carries a labeled batch
+("image_l", "label_l") resampled from the subset by the BatchStream (its own seeded permutations,
+resumed exactly). (eriklindernoren's "sgan" trains on every label: not semi-supervised.)
 
 D is a K-class classifier whose (K+1)-th "fake" logit is fixed at 0. With logits l(x) ∈ R^K and
 Z(x) = Σ_k exp l_k(x), lse(x) = log Z(x):
@@ -208,17 +208,17 @@ class SSGAN(GANModel):
     needs = frozenset({"image", "label"})
     ema_nets = ("G", "D")  # the official code tests with averaged D parameters
     labeled_subset: ClassVar[bool] = True  # run.train gives the stream a fixed labeled subset (labels_per_class)
-    tiny_args = {"g_hidden": 32, "d_hidden": [32, 16, 16], "labels_per_class": 2}  # for the test suite
+    tiny_args = {"g_hidden": 32, "d_hidden": [32, 16, 16]}  # for the test suite
+    tiny_dataset = {"name": "digits", "root": None, "resolution": 28, "num_train": 256, "num_test": 64,
+                    "labels_per_class": 2, "label_seed": 0}
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, g_hidden: int = 500,
                  d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250), input_noise: float = 0.3,
-                 hidden_noise: float = 0.5, unlabeled_weight: float = 1.0, labels_per_class: int = 10,
-                 label_seed: int = 0):
+                 hidden_noise: float = 0.5, unlabeled_weight: float = 1.0):
         super().__init__(data)
         if data.num_classes < 2:
             raise ValueError("SSGAN needs a labeled dataset with at least 2 classes")
         self.z_dim, self.unlabeled_weight = z_dim, unlabeled_weight
-        self.labels_per_class, self.label_seed = labels_per_class, label_seed
         shape = (data.channels, data.resolution, data.resolution)
         self.G = SSGANGenerator(z_dim, shape, g_hidden)
         self.D = SSGANDiscriminator(math.prod(shape), data.num_classes, tuple(d_hidden), input_noise, hidden_noise)
