@@ -50,6 +50,7 @@ class EvalConfig:
     out: Optional[str] = None  # noqa: UP045 - the JSON file (default <run>/metrics.json)
     judge_epochs: int = 2  # epochs of the judge classifier (trained once per dataset, cached)
     seed: int = 0
+    data: Optional[str] = None  # noqa: UP045 - super-resolution runs: a folder of HR images (default: the test split)
 
 
 def register() -> None:

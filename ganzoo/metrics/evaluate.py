@@ -7,9 +7,11 @@
   after the best one-to-one code -> class matching (Hungarian algorithm), and that matching;
 - SSGAN (`classify`): the discriminator's test accuracy (live and EMA weights when the run has them);
 - unconditional generators: the class histogram of judge predictions on n = n_per_class x K samples
-  and the share classified with confidence >= 0.9.
+  and the share classified with confidence >= 0.9;
+- super-resolution models (`scale` > 1): Y-channel PSNR and SSIM of the model and of bicubic, per
+  image and mean, on the run's test images or `data=<folder>` (`metrics.sr`, no labels needed).
 
-Every metric needs the labels of the run's dataset.
+Every other metric needs the labels of the run's dataset.
 """
 
 from __future__ import annotations
@@ -142,14 +144,25 @@ def scalars(metrics: dict) -> dict[str, float]:
 
 
 def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device: str = "auto",
-             judge_epochs: int = 2, seed: int = 0, out: str | None = None) -> tuple[dict, Path]:
+             judge_epochs: int = 2, seed: int = 0, out: str | None = None,
+             data: str | None = None) -> tuple[dict, Path]:
     """The metrics of a run's newest checkpoint (see the module doc); returns them and the JSON file
-    written. SSGAN runs report the test accuracy of the live D and, when kept, of the EMA D."""
+    written. SSGAN runs report the test accuracy of the live D and, when kept, of the EMA D.
+    Super-resolution runs (`scale` > 1): Y-channel PSNR/SSIM of the model and of bicubic (`metrics.sr`)
+    on the run's test images or on `data=<folder of HR images>`."""
     from ..run import load_model
 
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=True)
     name = ckpt["model"]["name"]
+    if getattr(model, "scale", 1) > 1:
+        from .sr import evaluate_run
+
+        metrics = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
+                   **evaluate_run(model, ckpt, data)}
+        return metrics, _write(metrics, run, out)
+    if data is not None:
+        raise UserError(f"data={data} is for super-resolution runs and run {run} is a {name} run: drop data=")
     ev = Evaluator.for_model(model, ckpt["dataset"], device=dev, n_per_class=n_per_class, batch_size=batch_size,
                              judge_epochs=judge_epochs, seed=seed, model_name=name)
     metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
@@ -159,17 +172,27 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
         metrics["test_accuracy"] = ev(load_model(run, device=dev, ema=False)[0])["test_accuracy"]
         metrics["test_accuracy_ema"] = result.pop("test_accuracy")
     metrics.update(result)
+    return metrics, _write(metrics, run, out)
+
+
+def _write(metrics: dict, run: str, out: str | None) -> Path:
+    """metrics.json (or `out`), written atomically."""
     path = Path(out) if out else Path(run) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     tmp.replace(path)
-    return metrics, path
+    return path
 
 
 def table(metrics: dict):
-    """A rich table of the metrics (lists and the confusion matrix shortened)."""
+    """A rich table of the metrics (lists and the confusion matrix shortened; SR: one row per image)."""
     from rich.table import Table
+
+    if "per_image" in metrics:
+        from .sr import sr_table
+
+        return sr_table(metrics)
 
     t = Table(title=f"{metrics['model']} on {metrics['dataset']} (step {metrics['step']})", title_justify="left")
     t.add_column("metric", style="bold cyan", no_wrap=True)
