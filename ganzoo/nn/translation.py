@@ -179,8 +179,8 @@ def load_official_generator(source: str | os.PathLike | Mapping[str, Tensor], *,
     arch = infer_generator(sd)
     for key, given in (("netG", netG), ("norm", norm)):
         if given is not None and given != arch[key]:
-            raise UserError(f"{key}={given} was asked for, but the weights are a {arch[key]} generator "
-                            f"({arch['netG']}, norm {arch['norm']}): drop {key}= or use {key}={arch[key]}")
+            raise UserError(f"{key}={given} was asked for, but the weights hold a {arch['netG']} generator with "
+                            f"norm {arch['norm']}: drop {key}= or use {key}={arch[key]}")
     dropout = use_dropout if use_dropout is not None else (arch["use_dropout"] if arch["use_dropout"] is not None
                                                            else True)
     net = build_generator(arch["netG"], arch["in_channels"], arch["out_channels"], ngf=arch["ngf"], norm=arch["norm"],
