@@ -28,7 +28,9 @@ HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo trai
                   "sample": ("ganzoo.commands.sample", "Generate images from a run: ganzoo sample run=<dir> n=64 "
                              "[out=grid.png|folder] [seed=0]"),
                   "eval": ("ganzoo.commands.eval", "Evaluate a run: ganzoo eval run=<dir> "
-                           "[n_per_class=1000] [out=metrics.json] (accuracy, code matching, class histogram)")}
+                           "[n_per_class=1000] [out=metrics.json] (accuracy, code matching, class histogram)"),
+                  "translate": ("ganzoo.commands.translate", "Translate images with a run: ganzoo translate "
+                                "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]")}
 CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
 # Hydra flags that take a value (so that reordering keeps the value with its flag)
 _VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",

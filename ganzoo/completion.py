@@ -36,7 +36,7 @@ _VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn",
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 _CFG_CHOICES = ("job", "hydra", "all")
 # keys whose value is a path: complete files and folders after `key=`
-PATH_KEYS = {"run", "out", "resume", "hydra.run.dir", "hydra.sweep.dir", "dataset.root"}
+PATH_KEYS = {"run", "out", "resume", "hydra.run.dir", "hydra.sweep.dir", "dataset.root", "input", "weights"}
 _NO_SPACE = ("=", ".", "/")
 
 

@@ -53,10 +53,29 @@ class EvalConfig:
     data: Optional[str] = None  # noqa: UP045 - super-resolution runs: a folder of HR images (default: the test split)
 
 
+@dataclass
+class TranslateConfig:
+    input: str = MISSING  # an image file or a folder of images (recursive)
+    out: Optional[str] = None  # noqa: UP045 - output folder (default <run>/translated); a file for one image
+    run: Optional[str] = None  # noqa: UP045 - a run folder made by `ganzoo train` (or weights=)
+    weights: Optional[str] = None  # noqa: UP045 - an official generator: .pth file or download name
+    direction: Optional[str] = None  # noqa: UP045 - AtoB | BtoA (default: the run's model.direction)
+    batch_size: int = 8
+    device: str = "auto"
+    ema: bool = True  # use the EMA generator when the run has one
+    seed: int = 0  # pix2pix keeps dropout on at inference: the seed makes it repeatable
+    # `model=cyclegan|pix2pix` (with weights=) selects conf/model/<name>.yaml: only model.name is read;
+    # the training defaults that file also sets (optim, trainer) are accepted and ignored
+    model: Any = None
+    optim: Any = None
+    trainer: Any = None
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="trainer_schema", node=TrainerSettings)
     cs.store(name="optim_schema", node=OptimSettings)

@@ -1,0 +1,249 @@
+"""`ganzoo translate`: padding and cropping, batching by size, names and sizes kept, grey/RGB inputs,
+runs of pix2pix and CycleGAN, official weights, and the one-line errors."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganzoo import run
+from ganzoo.errors import UserError
+from ganzoo.images import to_uint8
+from ganzoo.registry import MODELS
+from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.translate import Translator, reflect_pad, translate, translate_batch
+
+from .conftest import invoke
+
+
+def _train(name: str, run_dir, **model_args):
+    cls = MODELS.get(name)
+    settings = TrainerSettings(max_steps=2, batch_size=4, log_every=1, sample_every=0, ckpt_every=0, n_samples=2,
+                               progress=False, tensorboard=False, device="cpu")
+    data = dict(getattr(cls, "tiny_dataset", {"name": "digits", "num_train": 64, "num_test": 16}))
+    run.train(model_cfg={"name": name, **dict(getattr(cls, "tiny_args", {})), **model_args}, dataset_cfg=data,
+              trainer=settings, optim=OptimSettings(), seed=1, run_dir=run_dir, config={})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {"pix2pix": _train("pix2pix", root / "pix2pix"), "cyclegan": _train("cyclegan", root / "cyclegan"),
+            "dcgan": _train("dcgan", root / "dcgan")}
+
+
+def _save(path, h: int, w: int, mode: str = "RGB", seed: int = 0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (h, w) if mode == "L" else (h, w, 3)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+    return path
+
+
+def _folder(root):
+    _save(root / "a.png", 37, 50)  # odd sizes, RGB
+    _save(root / "sub" / "b.jpg", 20, 20, "L", 1)
+    _save(root / "sub" / "deeper" / "c.png", 20, 20, "L", 2)
+    _save(root / "sub" / "d.png", 9, 70, "RGB", 3)
+    _save(root / ".hidden" / "e.png", 8, 8)
+    (root / "notes.txt").write_text("not an image")
+    return ["a.png", "sub/b.jpg", "sub/d.png", "sub/deeper/c.png"]
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+# -- padding, cropping, batching -----------------------------------------------------------------------
+
+
+def test_reflect_pad_mirrors_again_when_the_pad_exceeds_the_image():
+    x = torch.tensor([0.0, 1.0, 2.0]).view(1, 1, 1, 3)
+    y = reflect_pad(x, 0, 0, 0, 5)
+    assert y.flatten().tolist() == [0, 1, 2, 1, 0, 1, 2, 1]
+    y = reflect_pad(x, 2, 1, 1, 0)  # a 1-pixel-high image: its rows repeat
+    assert y.shape == (1, 1, 4, 4) and all(r == [1, 0, 1, 2] for r in y[0, 0].tolist())
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    assert torch.equal(reflect_pad(x, 1, 1, 2, 1), torch.nn.functional.pad(x, (2, 1, 1, 1), mode="reflect"))
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_translate_batch_pads_to_the_multiple_and_crops_back(scale):
+    seen = []
+
+    def fn(x):  # a stand-in model: needs multiples of 16, works pixel by pixel, upscales by `scale`
+        seen.append(tuple(x.shape[-2:]))
+        assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0
+        return (-x).repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+
+    t = Translator(fn, 3, pad_multiple=16, scale=scale, name="toy")
+    x = torch.rand(2, 3, 7, 21) * 2 - 1
+    y = translate_batch(t, x)
+    assert seen == [(16, 32)] and y.shape == (2, 3, 7 * scale, 21 * scale)
+    assert torch.equal(y, (-x).repeat_interleave(scale, -2).repeat_interleave(scale, -1))  # the content, not the pad
+    bad = Translator(lambda x: x[..., :-1], 3, pad_multiple=4, name="toy")
+    with pytest.raises(RuntimeError, match="toy returned"):
+        translate_batch(bad, x)
+
+
+def test_batches_by_size_with_a_trivial_model(tmp_path, monkeypatch):
+    import ganzoo.translate as tr
+
+    calls = []
+
+    def fn(x):
+        calls.append(tuple(x.shape))
+        return x.flip(-1)
+
+    monkeypatch.setattr(tr, "from_run", lambda run, **kw: (Translator(fn, 1, 4, 1, torch.device("cpu"), "toy"), "AtoB"))
+    for i in range(5):
+        _save(tmp_path / "in" / f"s{i}.png", 8, 8, "L", i)
+    for i in range(2):
+        _save(tmp_path / "in" / f"t{i}.png", 5, 9, "RGB", 10 + i)
+    n, out, _ = translate(run="unused", input=str(tmp_path / "in"), out=str(tmp_path / "out"), batch_size=2)
+    assert n == 7 and out == tmp_path / "out"
+    assert sorted(calls) == sorted([(2, 1, 8, 8), (2, 1, 8, 8), (1, 1, 8, 8), (2, 1, 8, 12)])
+    for i in range(5):  # the output is the model's, cropped back (here: a mirrored image)
+        src = np.array(Image.open(tmp_path / "in" / f"s{i}.png"))
+        assert np.array_equal(np.array(Image.open(tmp_path / "out" / f"s{i}.png")), src[:, ::-1])
+    t0 = Image.open(tmp_path / "out" / "t0.png")
+    assert t0.size == (9, 5) and t0.mode == "L"  # RGB input converted to the model's one channel
+
+
+# -- runs -----------------------------------------------------------------------------------------------
+
+
+def test_pix2pix_run_on_a_folder_keeps_names_and_sizes(runs, tmp_path, cli_runner):
+    names = _folder(tmp_path / "in")
+    r = invoke(cli_runner, ["translate", f"run={runs['pix2pix']}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'out'}",
+                            "batch_size=2", "device=cpu"])
+    assert r.exit_code == 0, r.output
+    assert _files(tmp_path / "out") == names
+    for name in names:
+        src, got = Image.open(tmp_path / "in" / name), Image.open(tmp_path / "out" / name)
+        assert got.size == src.size and got.mode == "L"  # digits_pairs: 1-channel B
+        assert got.format == ("JPEG" if name.endswith(".jpg") else "PNG")
+    again = tmp_path / "again"
+    assert translate(run=str(runs["pix2pix"]), input=str(tmp_path / "in"), out=str(again), device="cpu")[0] == 4
+    a, b = (np.array(Image.open(d / "a.png")) for d in (tmp_path / "out", again))
+    assert np.array_equal(a, b)  # dropout at inference is seeded: repeatable
+
+
+def test_cyclegan_run_matches_the_model_and_has_two_directions(runs, tmp_path):
+    _save(tmp_path / "in" / "x.png", 32, 32, "L")
+    outs = {}
+    for d in ("AtoB", "BtoA"):
+        n, out, _ = translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in" / "x.png"),
+                           out=str(tmp_path / d / "y.png"), direction=d, device="cpu")
+        assert n == 1 and out == tmp_path / d / "y.png"
+        outs[d] = np.array(Image.open(out))
+    model, _ = run.load_model(runs["cyclegan"], device=torch.device("cpu"))
+    x = torch.from_numpy(np.array(Image.open(tmp_path / "in" / "x.png")))[None, None].float() / 127.5 - 1
+    for d in ("AtoB", "BtoA"):
+        assert np.array_equal(outs[d], to_uint8(model.translate(x, d))[0, 0].numpy())
+    assert not np.array_equal(outs["AtoB"], outs["BtoA"])
+    default = translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), device="cpu")[1]
+    assert default == runs["cyclegan"] / "translated" and (default / "x.png").is_file()
+
+
+def test_out_inside_input_is_not_translated_again(runs, tmp_path):
+    _save(tmp_path / "in" / "x.png", 16, 16, "L")
+    for _ in range(2):
+        res = translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), out=str(tmp_path / "in" / "t"),
+                        device="cpu")
+        assert res.written == 1
+    assert _files(tmp_path / "in") == ["t/x.png", "x.png"]
+
+
+def test_unreadable_images_are_skipped_with_a_warning(runs, tmp_path, cli_runner):
+    _save(tmp_path / "in" / "good.png", 16, 16, "L")
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 10)
+    r = invoke(cli_runner, ["translate", f"run={runs['cyclegan']}", f"input={tmp_path / 'in'}",
+                            f"out={tmp_path / 'out'}", "device=cpu"])
+    assert r.exit_code == 0 and _files(tmp_path / "out") == ["good.png"]
+    assert "skipped 1 unreadable image, first: cannot load image" in r.stderr and "broken.png" in r.stderr
+    assert "translated 1 image -> " in r.stderr
+    (tmp_path / "in" / "good.png").unlink()
+    with pytest.raises(UserError, match="none of the 1 images could be read"):
+        translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), out=str(tmp_path / "out2"), device="cpu")
+
+
+# -- official weights ---------------------------------------------------------------------------------
+
+
+def test_official_weights_file_and_download_name(tmp_path, monkeypatch):
+    from ganzoo.nn.translation import build_generator
+
+    torch.manual_seed(0)
+    net = build_generator("resnet_6blocks", 3, 3, ngf=4, norm="instance")
+    torch.save(net.state_dict(), tmp_path / "g.pth")
+    _save(tmp_path / "in" / "p.png", 13, 17, "RGB")
+    n, out, _ = translate(weights=str(tmp_path / "g.pth"), model="cyclegan", input=str(tmp_path / "in"),
+                       out=str(tmp_path / "out"), device="cpu")
+    assert n == 1
+    got = np.array(Image.open(tmp_path / "out" / "p.png"))
+    x = torch.from_numpy(np.array(Image.open(tmp_path / "in" / "p.png"))).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        want = translate_batch(Translator(net.eval(), 3, 4), x)
+    assert got.shape == (13, 17, 3) and np.array_equal(got, to_uint8(want)[0].permute(1, 2, 0).numpy())
+
+    asked = []
+
+    def ensure(name, root=None):
+        asked.append(name)
+        return tmp_path / "g.pth"
+
+    monkeypatch.setitem(sys.modules, "ganzoo.data.download", types.SimpleNamespace(ensure=ensure))
+    import ganzoo.data
+
+    monkeypatch.setattr(ganzoo.data, "download", sys.modules["ganzoo.data.download"], raising=False)
+    assert translate(weights="horse2zebra", model="cyclegan", input=str(tmp_path / "in"),
+                     out=str(tmp_path / "out2"), device="cpu")[0] == 1
+    assert asked == ["cyclegan_model/horse2zebra"]
+    with pytest.raises(UserError, match="neither a file nor an official cyclegan generator.*horse2zebra"):
+        translate(weights="no_such_set", model="cyclegan", input=str(tmp_path / "in"), out=str(tmp_path / "o3"))
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+
+def test_errors_are_one_line_exit_2(runs, tmp_path, cli_runner):
+    _save(tmp_path / "in" / "x.png", 16, 16)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "w.pth").write_bytes(b"not a state dict")
+    p2p, dcgan = runs["pix2pix"], runs["dcgan"]
+    cases = [
+        ([f"run={p2p}", f"input={tmp_path / 'missing'}"], "does not exist: give an image file or a folder"),
+        ([f"run={p2p}", f"input={tmp_path / 'empty'}"], "no images found in"),
+        ([f"run={p2p}", f"input={tmp_path / 'notes.txt'}"], "is not an image file"),
+        ([f"run={dcgan}", f"input={tmp_path / 'in'}"], "generates from noise and does not translate images: use "
+                                                       "ganzoo sample"),
+        ([f"run={p2p}", f"weights={tmp_path / 'w.pth'}", "model=pix2pix", f"input={tmp_path / 'in'}"], "one of them"),
+        ([f"input={tmp_path / 'in'}"], "give run=<run folder> or weights="),
+        ([f"run={p2p}", "model=cyclegan", f"input={tmp_path / 'in'}"], "model= goes with weights="),
+        ([f"weights={tmp_path / 'w.pth'}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'o'}"],
+         "model=cyclegan or model=pix2pix"),
+        ([f"weights={tmp_path / 'w.pth'}", "model=pix2pix", f"input={tmp_path / 'in'}", f"out={tmp_path / 'o'}"],
+         "is not a PyTorch state dict"),
+        ([f"weights={tmp_path / 'w.pth'}", "model=cyclegan", "direction=BtoA", f"input={tmp_path / 'in'}",
+          f"out={tmp_path / 'o'}"], "translates the one way it was trained"),
+        ([f"run={p2p}", "direction=sideways", f"input={tmp_path / 'in'}"], "direction=sideways: use AtoB or BtoA"),
+        ([f"run={p2p}", "direction=BtoA", f"input={tmp_path / 'in'}"], "translates AtoB only"),
+        ([f"run={p2p}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'in'}"], "is the input folder"),
+        ([f"run={p2p}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'one.png'}", "batch_size=0"], "batch_size=0"),
+        ([f"run={tmp_path / 'in'}", f"input={tmp_path / 'in'}"], ""),  # not a run folder: the checkpoint loader says so
+    ]
+    for args, pattern in cases:
+        r = invoke(cli_runner, ["translate", *args])
+        assert r.exit_code == 2, (args, r.output)
+        err = r.stderr.strip()
+        assert err.startswith("Error: ") and "\n" not in err and pattern in err, (args, err)
+    _save(tmp_path / "in" / "y.png", 16, 16)
+    r = invoke(cli_runner, ["translate", f"run={p2p}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'one.png'}"])
+    assert r.exit_code == 2 and "is one image file but input has 2 images" in r.stderr
