@@ -344,3 +344,8 @@ def test_eval_on_a_folder_and_on_the_test_split(tmp_path, cli_runner):
     assert m["images"] == 2 and m["data"] == "textures test split" and math.isfinite(m["psnr_y"])
     r = invoke(cli_runner, ["eval", f"run={tmp_path / 'run'}", f"data={tmp_path / 'nowhere'}", "device=cpu"])
     assert r.exit_code == 2 and "data=" in r.output
+    # ganzoo translate upscales a folder by the run's scale, sizes as they are
+    r = invoke(cli_runner, ["translate", f"run={tmp_path / 'run'}", f"input={folder}", f"out={tmp_path / 'up'}",
+                            "device=cpu"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "up" / "img0.png").size == (66, 42)
