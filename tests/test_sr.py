@@ -244,6 +244,9 @@ def test_vgg_offline_is_one_line_naming_the_file_and_the_fallback(tmp_path, monk
     msg = str(e.value)
     assert "\n" not in msg and "vgg19-dcbb9e9d.pth" in msg and "model.content_loss=mse" in msg
     assert "download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
+    m = build_model("srgan", {**TINY, "content_weights": str(tmp_path / "none.pth")}, DataInfo("textures", 3, 16))
+    with pytest.raises(UserError, match="content_weights=.*no such file"):
+        m.prepare({"image": torch.zeros(2, 3, 16, 16)})
 
 
 def test_two_stage_init_loads_g_exactly(tmp_path):

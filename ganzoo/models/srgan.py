@@ -99,7 +99,11 @@ class SRGAN(SRModel):
             raise UserError(self._init_error)
         if self.content is not None and not self.content.loaded and self.content_weights != "random":
             w = self.content_weights
-            self.content.load_weights(vgg19_weights_file() if w == "imagenet" else Path(w).expanduser())
+            path = vgg19_weights_file() if w == "imagenet" else Path(w).expanduser()
+            if not path.is_file():
+                raise UserError(f"model.content_weights={w}: no such file; give the path of vgg19-dcbb9e9d.pth, "
+                                "or content_weights=imagenet to fetch it")
+            self.content.load_weights(path)
         return super().prepare(batch)
 
     def phases(self) -> list[Phase]:

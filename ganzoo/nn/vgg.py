@@ -7,10 +7,9 @@ torchvision `vgg19().features[:36]`, φ2,2 = relu2_2 = `features[:9]`. Inputs in
 one-channel images are repeated to three.
 
 The weights (torchvision's `vgg19-dcbb9e9d.pth`, 548 MB, of which the convolutions up to relu5_4 are
-80 MB) are fetched on first use into the data home (`data_home()/vgg19-dcbb9e9d.pth`) — through the download manifest
-(`ganzoo.data.download.ensure("vgg19")`) when that module is present, else with torch.hub's
-`load_state_dict_from_url(check_hash=True)` — or taken from torch.hub's own cache when a torchvision
-user already has them. Offline without them: one `DataError` line saying where to put the file and
+80 MB) are fetched once into the data home (`data_home()/vgg19-dcbb9e9d.pth`) through the download
+manifest (`ganzoo.data.download.ensure("vgg19")`: resumable, SHA-256 verified), or taken from
+torch.hub's own cache when a torchvision user already has them there. Offline without them: one `DataError` line saying where to put the file and
 that `model.content_loss=mse` trains without VGG.
 
 The net is held outside the module tree (not a submodule): it is not in `state_dict()` (checkpoints stay
@@ -96,32 +95,20 @@ def _check(path: Path, folder: Path) -> Path:
 
 
 def vgg19_weights_file(root: str | os.PathLike | None = None) -> Path:
-    """The verified torchvision VGG19 weights file: in the data home, in torch.hub's cache, or downloaded."""
+    """The verified torchvision VGG19 weights file: in the data home, in torch.hub's cache, or downloaded
+    (resumable, SHA-256 verified) through the download manifest."""
+    from ..data.download import ensure
+
     folder = data_home(root)  # where the download manifest puts weights files
     for candidate in (folder / VGG19_FILE, _hub_cache()):
         if candidate.is_file():
             return _check(candidate, folder)
     try:
-        from ..data.download import ensure  # the shared download manifest (verified, resumable)
-    except ImportError:
-        ensure = None
-    try:
-        if ensure is not None:
-            got = Path(ensure("vgg19", root))
-            found = [got] if got.is_file() else sorted(got.rglob("vgg19*.pth"))
-            if not found:
-                raise _offline(f"no vgg19*.pth under {got}", folder)
-            return found[0]
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.hub.load_state_dict_from_url(VGG19_URL, model_dir=str(folder), map_location="cpu", check_hash=True)
-        return folder / VGG19_FILE
+        return Path(ensure("vgg19", root))
     except DataError as e:
-        if "content_loss=mse" in str(e):
-            raise
-        raise _offline(str(e).rstrip("."), folder) from None
-    except Exception as e:  # URLError, HTTP errors, a hash mismatch, a full disk: one line
-        raise _offline(f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                       folder) from None
+        raise _offline(str(e).splitlines()[0].rstrip("."), folder) from None
+    except OSError as e:  # a full disk, an unwritable data home
+        raise _offline(f"{type(e).__name__}: {e}", folder) from None
 
 
 class VGGFeatures(nn.Module):
