@@ -1,7 +1,9 @@
 """Speed and memory of ganzoo's trainer against a bare hand-written PyTorch loop, and sampling speed.
 
 For each config (GAN: MLP G / maxout D at 28 px, 1 channel; DCGAN at 28 px, 1 channel; DCGAN at 64 px,
-3 channels; batch 64 for all) and each device (CPU always, CUDA when available) it measures:
+3 channels, batch 64 for these; pix2pix (U-Net-64 / U-Net-256 + 70x70 PatchGAN) and CycleGAN (two
+ResNet-9 Gs, two PatchGANs, pools of 50) at 64 and 256 px, RGB -> RGB, the reference's batch 1) and
+each device (CPU always, CUDA when available) it measures:
 
 * ganzoo steps/s — a real `ganzoo.trainer.Trainer` fed by a `BatchStream` over a preloaded synthetic
   `TensorImageDataset` (random uint8 images + labels, generated here, no files), stepped with
@@ -13,14 +15,17 @@ For each config (GAN: MLP G / maxout D at 28 px, 1 channel; DCGAN at 28 px, 1 ch
   lr 2e-4, betas (0.5, 0.999), the model yaml's weight decay) and the same preloaded uint8 tensor
   (a random-permutation slice, converted to float in [-1, 1]): z ~ U(-1, 1); fake = G(z); a D step on
   real and fake.detach() with BCE-with-logits; a G step with the non-saturating loss on D(fake).
-  Nothing else.
+  Nothing else. For pix2pix and CycleGAN the bare loop is the reference's `optimize_parameters`
+  written out (`BarePix2Pix`, `BareCycleGAN`: the same passes, losses and weights, D frozen with
+  requires_grad in the G step as the reference does, CycleGAN's pools as the reference's Python list).
 * overhead = bare steps/s / ganzoo steps/s (1.00: no overhead; the target is <= 1.05).
 * peak memory of each loop, each measured in a fresh subprocess that builds only that loop and runs
   a few steps: peak RSS on CPU (VmHWM from /proc/self/status; `getrusage(...).ru_maxrss` elsewhere —
   on Linux ru_maxrss carries the parent's RSS over fork + exec, see `_peak_mb`),
   `torch.cuda.max_memory_allocated` on CUDA. Both include the interpreter, torch and the preloaded
   data, which are the same for both loops.
-* sampling images/s — `model.eval()` then `model.generate(256)` under `torch.no_grad()`, repeated.
+* sampling images/s — `model.eval()` then `model.generate(256)` under `torch.no_grad()`, repeated
+  (image-to-image models: `model.translate` of 16 images at 64 px, 4 at 256 px).
 
 Fairness: both loops warm up first; then timing rounds alternate ganzoo, bare, ganzoo, bare, ... with
 the same number of steps per round (sized from the warm-up so that a round takes about `--round-s`
@@ -33,7 +38,7 @@ One difference is the trainer's by design: it switches off gradients of the nets
 train, so its G step does not compute D's weight gradients, which the textbook loop computes and
 throws away. An overhead below 1 (ganzoo faster) on compute-bound configs comes from that.
 
-Usage: python benchmarks/bench.py [--device cpu|cuda|all] [--models gan,dcgan28,dcgan64] [--quick]
+Usage: python benchmarks/bench.py [--device cpu|cuda|all] [--models gan,dcgan28,...,cyclegan256] [--quick]
                                   [--json out.json] [--threads N] [--round-s S] [--rounds R] [--no-memory]
 """
 
@@ -45,6 +50,7 @@ import json
 import math
 import os
 import platform
+import random
 import resource
 import subprocess
 import sys
@@ -56,11 +62,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ganzoo.data.base import DataInfo, TensorImageDataset
+from ganzoo.data.base import DataInfo, ImageDataset, TensorImageDataset
 from ganzoo.data.loader import BatchStream
-from ganzoo.models.base import UnconditionalGAN
+from ganzoo.data.two_domain import TensorPairDataset
+from ganzoo.models.base import GANModel
+from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.models.gan import GAN
+from ganzoo.models.pix2pix import Pix2Pix
 from ganzoo.settings import OptimSettings, TrainerSettings
 from ganzoo.trainer import Trainer, make_optimizer, pick_device
 
@@ -75,17 +84,30 @@ OVERHEAD_TARGET = 1.05
 class Config:
     key: str
     label: str
-    model: type[UnconditionalGAN]
+    model: type[GANModel]
     channels: int
     resolution: int
     batch: int = 64
     weight_decay: float = 0.0  # as conf/model/<name>.yaml (dcgan: 1e-5; gan: the optim default 0)
+    args: tuple[tuple[str, object], ...] = ()  # model constructor arguments (default: the model's own)
+    items: int = N_ITEMS  # synthetic dataset size
+    sample_n: int = SAMPLE_N  # images per generate()/translate() call when measuring inference
+
+    @property
+    def two_domain(self) -> bool:
+        return {"A", "B"} <= self.model.needs
 
 
 CONFIGS: dict[str, Config] = {
     "gan": Config("gan", "GAN (MLP) 28px 1ch", GAN, 1, 28),
     "dcgan28": Config("dcgan28", "DCGAN 28px 1ch", DCGAN, 1, 28, weight_decay=1e-5),
     "dcgan64": Config("dcgan64", "DCGAN 64px 3ch", DCGAN, 3, 64, weight_decay=1e-5),
+    # image-to-image at the reference's batch 1, RGB -> RGB, the reference nets and losses
+    "pix2pix64": Config("pix2pix64", "pix2pix U-Net-64 64px", Pix2Pix, 3, 64, batch=1, args=(("netG", "unet_64"),),
+                        items=64, sample_n=16),
+    "pix2pix256": Config("pix2pix256", "pix2pix U-Net-256 256px", Pix2Pix, 3, 256, batch=1, items=16, sample_n=4),
+    "cyclegan64": Config("cyclegan64", "CycleGAN ResNet-9 64px", CycleGAN, 3, 64, batch=1, items=64, sample_n=16),
+    "cyclegan256": Config("cyclegan256", "CycleGAN ResNet-9 256px", CycleGAN, 3, 256, batch=1, items=16, sample_n=4),
 }
 
 
@@ -155,14 +177,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_dataset(cfg: Config) -> TensorImageDataset:
-    """Random uint8 images and labels, the same for a given config (seeded), held in memory."""
+def make_dataset(cfg: Config) -> ImageDataset:
+    """Random uint8 images and labels, the same for a given config (seeded), held in memory; for the
+    image-to-image configs two domains A and B (paired for pix2pix, unpaired for CycleGAN)."""
     g = torch.Generator().manual_seed(SEED)
-    images = torch.randint(0, 256, (N_ITEMS, cfg.channels, cfg.resolution, cfg.resolution), dtype=torch.uint8,
-                           generator=g)
-    labels = torch.randint(0, 10, (N_ITEMS,), generator=g)
+    shape = (cfg.items, cfg.channels, cfg.resolution, cfg.resolution)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+    if cfg.two_domain:
+        info = DataInfo(name=f"synthetic-{cfg.key}", channels=cfg.channels, resolution=cfg.resolution, size=cfg.items,
+                        fields=("A", "B"), channels_b=cfg.channels, aligned=cfg.model is Pix2Pix)
+        return TensorPairDataset(info, images, torch.randint(0, 256, shape, dtype=torch.uint8, generator=g))
+    labels = torch.randint(0, 10, (cfg.items,), generator=g)
     info = DataInfo(name=f"synthetic-{cfg.key}", channels=cfg.channels, resolution=cfg.resolution,
-                    num_classes=10, size=N_ITEMS, fields=("image", "label"))
+                    num_classes=10, size=cfg.items, fields=("image", "label"))
     return TensorImageDataset(info, images, labels)
 
 
@@ -170,12 +197,12 @@ def optim_settings(cfg: Config) -> OptimSettings:
     return OptimSettings(name="adam", lr=2e-4, betas=[0.5, 0.999], weight_decay=cfg.weight_decay)
 
 
-def make_model(cfg: Config, info: DataInfo, device: torch.device) -> UnconditionalGAN:
+def make_model(cfg: Config, info: DataInfo, device: torch.device) -> GANModel:
     torch.manual_seed(SEED)
-    return cfg.model(info).to(device).train()
+    return cfg.model(info, **dict(cfg.args)).to(device).train()
 
 
-def make_trainer(cfg: Config, model: UnconditionalGAN, dataset: TensorImageDataset, device: torch.device) -> Trainer:
+def make_trainer(cfg: Config, model: GANModel, dataset: ImageDataset, device: torch.device) -> Trainer:
     stream = BatchStream(dataset, batch_size=cfg.batch, seed=SEED, device=device, preload=True)
     settings = TrainerSettings(max_steps=10**9, batch_size=cfg.batch, device=str(device), log_every=LOG_EVERY,
                                sample_every=0, ckpt_every=0, tensorboard=False, progress=False)
@@ -204,7 +231,7 @@ class BareLoop:
 
     name = "bare"
 
-    def __init__(self, cfg: Config, model: UnconditionalGAN, images: torch.Tensor, device: torch.device):
+    def __init__(self, cfg: Config, model: GANModel, images: torch.Tensor, device: torch.device):
         self.G, self.D, self.z_dim = model.G, model.D, model.z_dim
         self.images, self.batch, self.device = images, cfg.batch, device
         s = optim_settings(cfg)
@@ -237,6 +264,125 @@ class BareLoop:
         self.opt_g.step()
 
 
+class _PairBatches:
+    """Random batches of the preloaded uint8 A/B tensors as floats in [-1, 1]: one permutation for A,
+    and for B the same one (paired) or its own (unpaired), as the loader does."""
+
+    def __init__(self, data: dict[str, torch.Tensor], batch: int, paired: bool, device: torch.device):
+        self.a, self.b, self.batch, self.paired, self.device = data["A"], data["B"], batch, paired, device
+        self.pos = len(self.a)  # start with a fresh permutation
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n, b = len(self.a), self.batch
+        if self.pos + b > n:
+            self.perm_a = torch.randperm(n, device=self.device)
+            self.perm_b = self.perm_a if self.paired else torch.randperm(n, device=self.device)
+            self.pos = 0
+        ia, ib = self.perm_a[self.pos : self.pos + b], self.perm_b[self.pos : self.pos + b]
+        self.pos += b
+        return self.a[ia].float().div_(127.5).sub_(1.0), self.b[ib].float().div_(127.5).sub_(1.0)
+
+
+def _requires_grad(nets, on: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(on)
+
+
+class BarePix2Pix:
+    """pix2pix_model.py's optimize_parameters written out: fake = G(A); D step on (A, fake.detach()) and
+    (A, B), BCE on logits × 0.5; G step (D frozen) on BCE(D(A, fake), 1) + 100 · L1(fake, B)."""
+
+    name = "bare"
+
+    def __init__(self, cfg: Config, model: GANModel, data: dict[str, torch.Tensor], device: torch.device):
+        self.G, self.D = model.G, model.D
+        self.batches = _PairBatches(data, cfg.batch, True, device)
+        s = optim_settings(cfg)
+        self.opt_g = make_optimizer(list(self.G.parameters()), s, {})
+        self.opt_d = make_optimizer(list(self.D.parameters()), s, {})
+        self.one, self.zero = torch.ones((), device=device), torch.zeros((), device=device)
+
+    def step(self) -> None:
+        real_a, real_b = self.batches.next()
+        fake_b = self.G(real_a)
+        _requires_grad([self.D], True)
+        self.opt_d.zero_grad(set_to_none=True)
+        pred_fake = self.D(torch.cat([real_a, fake_b.detach()], 1))
+        pred_real = self.D(torch.cat([real_a, real_b], 1))
+        loss_d = 0.5 * (F.binary_cross_entropy_with_logits(pred_fake, self.zero.expand_as(pred_fake))
+                        + F.binary_cross_entropy_with_logits(pred_real, self.one.expand_as(pred_real)))
+        loss_d.backward()
+        self.opt_d.step()
+        _requires_grad([self.D], False)
+        self.opt_g.zero_grad(set_to_none=True)
+        pred_fake = self.D(torch.cat([real_a, fake_b], 1))
+        loss_g = (F.binary_cross_entropy_with_logits(pred_fake, self.one.expand_as(pred_fake))
+                  + 100.0 * F.l1_loss(fake_b, real_b))
+        loss_g.backward()
+        self.opt_g.step()
+
+
+class _ListPool:
+    """util/image_pool.py as the reference writes it: a Python list and Python's `random`."""
+
+    def __init__(self, size: int):
+        self.size, self.images = size, []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        out = []
+        for image in images.detach():
+            image = image[None]
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif random.uniform(0, 1) > 0.5:
+                j = random.randint(0, self.size - 1)
+                out.append(self.images[j].clone())
+                self.images[j] = image
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+
+class BareCycleGAN:
+    """cycle_gan_model.py's optimize_parameters written out: the four translations; the G step (Ds frozen)
+    on LSGAN + 10 · cycle L1 + 5 · identity L1 (two more G passes); the D step on real and pooled fakes."""
+
+    name = "bare"
+
+    def __init__(self, cfg: Config, model: GANModel, data: dict[str, torch.Tensor], device: torch.device):
+        self.G_A, self.G_B, self.D_A, self.D_B = model.G_A, model.G_B, model.D_A, model.D_B
+        self.batches = _PairBatches(data, cfg.batch, False, device)
+        s = optim_settings(cfg)
+        self.opt_g = make_optimizer([*self.G_A.parameters(), *self.G_B.parameters()], s, {})
+        self.opt_d = make_optimizer([*self.D_A.parameters(), *self.D_B.parameters()], s, {})
+        self.pool_a, self.pool_b = _ListPool(50), _ListPool(50)
+        self.one, self.zero = torch.ones((), device=device), torch.zeros((), device=device)
+
+    def _gan(self, pred: torch.Tensor, real: bool) -> torch.Tensor:
+        return F.mse_loss(pred, (self.one if real else self.zero).expand_as(pred))
+
+    def step(self) -> None:
+        real_a, real_b = self.batches.next()
+        fake_b = self.G_A(real_a)
+        rec_a = self.G_B(fake_b)
+        fake_a = self.G_B(real_b)
+        rec_b = self.G_A(fake_a)
+        _requires_grad([self.D_A, self.D_B], False)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_idt = 5.0 * (F.l1_loss(self.G_A(real_b), real_b) + F.l1_loss(self.G_B(real_a), real_a))
+        loss_g = (self._gan(self.D_A(fake_b), True) + self._gan(self.D_B(fake_a), True)
+                  + 10.0 * (F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)) + loss_idt)
+        loss_g.backward()
+        self.opt_g.step()
+        _requires_grad([self.D_A, self.D_B], True)
+        self.opt_d.zero_grad(set_to_none=True)
+        for d, real, fake in ((self.D_A, real_b, self.pool_b.query(fake_b)), (self.D_B, real_a, self.pool_a.query(fake_a))):
+            (0.5 * (self._gan(d(real), True) + self._gan(d(fake), False))).backward()
+        self.opt_d.step()
+
+
 def build_loops(cfg: Config, device: torch.device, which: tuple[str, ...] = ("ganzoo", "bare")) -> dict:
     """The loops named in `which`, on identical nets (same seed, and the bare one a deep copy) and data."""
     dataset = make_dataset(cfg)
@@ -246,11 +392,16 @@ def build_loops(cfg: Config, device: torch.device, which: tuple[str, ...] = ("ga
         # the bare loop gets a deep copy taken before any step: identical weights, separate state
         bare_model = copy.deepcopy(model) if "bare" in which else None
         loops["ganzoo"] = GanzooLoop(make_trainer(cfg, model, dataset, device))
-        images = loops["ganzoo"].trainer.stream.data["image"]  # the very tensor the stream indexes
+        data = loops["ganzoo"].trainer.stream.data  # the very tensors the stream indexes
     else:
-        bare_model, images = model, dataset.images.to(device)
+        bare_model, data = model, {k: v.to(device) for k, v in dataset.tensors().items()}
     if "bare" in which:
-        loops["bare"] = BareLoop(cfg, bare_model, images, device)
+        if cfg.model is Pix2Pix:
+            loops["bare"] = BarePix2Pix(cfg, bare_model, data, device)
+        elif cfg.model is CycleGAN:
+            loops["bare"] = BareCycleGAN(cfg, bare_model, data, device)
+        else:
+            loops["bare"] = BareLoop(cfg, bare_model, data["image"], device)
     return loops
 
 
@@ -293,7 +444,7 @@ def seconds_per_step(loop, device: torch.device, plan: Plan, warm: list[float]) 
     return t / n
 
 
-def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, UnconditionalGAN]:
+def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, GANModel]:
     """Alternating timing rounds of both loops; returns ({loop: [round seconds]}, steps per round, model)."""
     loops = build_loops(cfg, device)
     warm = {name: warm_up(lp, device, plan) for name, lp in loops.items()}
@@ -307,14 +458,23 @@ def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, 
 
 
 @torch.no_grad()
-def measure_sampling(model: UnconditionalGAN, device: torch.device, plan: Plan) -> float:
-    """Best images/s of `model.generate(256)` in eval mode over a few rounds."""
+def measure_sampling(model: GANModel, device: torch.device, plan: Plan, n: int = SAMPLE_N) -> float:
+    """Best images/s of `model.generate(n)` in eval mode over a few rounds; for image-to-image models
+    `model.translate` of n random images (pix2pix: one at a time with batch statistics, as the paper)."""
     was_training = model.training
     model.eval()
+    if callable(getattr(model, "translate", None)):
+        x = torch.rand(n, model.data.channels, model.data.resolution, model.data.resolution, device=device) * 2 - 1
+
+        def infer():
+            model.translate(x)
+    else:
+        def infer():
+            model.generate(n)
     try:
         sync(device)
         t0 = time.perf_counter()
-        model.generate(SAMPLE_N)  # warm-up
+        infer()  # warm-up
         sync(device)
         per_call = time.perf_counter() - t0
         calls = max(1, round(plan.sample_s / max(per_call, 1e-9)))
@@ -323,10 +483,10 @@ def measure_sampling(model: UnconditionalGAN, device: torch.device, plan: Plan) 
             sync(device)
             t0 = time.perf_counter()
             for _ in range(calls):
-                model.generate(SAMPLE_N)
+                infer()
             sync(device)
             best = min(best, time.perf_counter() - t0)
-        return calls * SAMPLE_N / best
+        return calls * n / best
     finally:
         model.train(was_training)
 
@@ -391,7 +551,7 @@ def run_config(key: str, device: torch.device, plan: Plan, threads: int, memory:
     t0 = time.perf_counter()
     cfg = CONFIGS[key]
     times, steps, model = measure_speed(cfg, device, plan)
-    images_per_s = measure_sampling(model, device, plan)
+    images_per_s = measure_sampling(model, device, plan, cfg.sample_n)
     del model
     g_best, b_best = min(times["ganzoo"]), min(times["bare"])
     g_sps, b_sps = steps / g_best, steps / b_best
@@ -453,13 +613,13 @@ def render(results: list[Result], header: dict, load_end: float | None = None) -
     if load is not None and load > 0.5 * header["threads"]:  # at the start: the end's counts this run
         console.print("[yellow]other processes are using the CPU: CPU timings are noisy (each loop's best "
                       "round is kept)[/yellow]")
-    table = Table(title="ganzoo Trainer vs bare PyTorch loop — batch 64, best round of each")
-    for col in ["config", "device", "steps × rounds", "ganzoo steps/s", "bare steps/s", "overhead",
-                "ganzoo peak MB (+train)", "bare peak MB (+train)", "sample img/s"]:
+    table = Table(title="ganzoo Trainer vs bare PyTorch loop — best round of each")
+    for col in ["config", "device", "batch", "steps × rounds", "ganzoo steps/s", "bare steps/s", "overhead",
+                "ganzoo peak MB (+train)", "bare peak MB (+train)", "sample/translate img/s"]:
         table.add_column(col, justify="left" if col in ("config", "device") else "right")
     for r in results:
         style = "red" if r.overhead > OVERHEAD_TARGET else "green"
-        table.add_row(r.label, r.device, f"{r.steps_per_round} × {r.rounds}", f"{r.ganzoo_steps_per_s:.2f}",
+        table.add_row(r.label, r.device, str(r.batch), f"{r.steps_per_round} × {r.rounds}", f"{r.ganzoo_steps_per_s:.2f}",
                       f"{r.bare_steps_per_s:.2f}", f"[{style}]{r.overhead:.3f}[/{style}]",
                       _mb(r.ganzoo_mem_mb, r.ganzoo_setup_mem_mb), _mb(r.bare_mem_mb, r.bare_setup_mem_mb),
                       f"{r.sample_images_per_s:,.0f}")

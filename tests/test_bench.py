@@ -42,7 +42,7 @@ def _positive(x) -> bool:
 
 def test_import_has_no_side_effects(bench, capsys):
     assert bench.__doc__ and "bare" in bench.__doc__
-    assert set(bench.CONFIGS) == {"gan", "dcgan28", "dcgan64"}
+    assert set(bench.CONFIGS) == {"gan", "dcgan28", "dcgan64", "pix2pix64", "pix2pix256", "cyclegan64", "cyclegan256"}
     assert capsys.readouterr().out == ""
 
 
@@ -87,3 +87,20 @@ def test_memory_probe_in_a_fresh_process(bench):
     assert set(m) == {"bare"}
     assert m["bare"]["kind"].startswith("peak RSS")
     assert _positive(m["bare"]["setup_mb"]) and m["bare"]["peak_mb"] >= m["bare"]["setup_mb"]
+
+
+@pytest.mark.parametrize("key,nets", [("pix2pix64", ("G", "D")), ("cyclegan64", ("G_A", "G_B", "D_A", "D_B"))])
+def test_translation_loops_share_nets_and_data_and_step(bench, key, nets):
+    loops = bench.build_loops(bench.CONFIGS[key], torch.device("cpu"))
+    trainer, bare = loops["ganzoo"].trainer, loops["bare"]
+    assert trainer.stream.batch_size == 1 and bare.batches.batch == 1
+    assert bare.batches.a is trainer.stream.data["A"] and bare.batches.b is trainer.stream.data["B"]
+    before = {}
+    for n in nets:
+        mine, theirs = getattr(trainer.model, n), getattr(bare, n)
+        for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
+            assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+        before[n] = [q.detach().clone() for q in theirs.parameters()]
+    bare.step()
+    for n in nets:  # one bare step trains every net
+        assert any(not torch.equal(b, q) for b, q in zip(before[n], getattr(bare, n).parameters())), n
