@@ -94,9 +94,10 @@ def build_model(name: str, args: dict, info: DataInfo) -> GANModel:
         raise UserError(str(e)) from None
     missing = set(cls.needs) - set(info.fields)
     if missing:
+        hint = ("an image-to-image dataset (e.g. dataset=digits_pairs or dataset=digits_unpaired)"
+                if missing & {"A", "B"} else "a labeled dataset (e.g. dataset=digits or dataset=mnist)")
         raise UserError(f"model {name!r} needs {', '.join(sorted(missing))} in each batch but dataset "
-                        f"{info.name!r} provides only {', '.join(info.fields)}: use a labeled dataset "
-                        f"(e.g. dataset=digits or dataset=mnist)")
+                        f"{info.name!r} provides only {', '.join(info.fields)}: use {hint}")
     try:
         return call_checked(cls, "model", name, args, {"data": info})
     except ValueError as e:  # shape facts the nets cannot take (e.g. an unsupported resolution)

@@ -216,7 +216,7 @@ def test_cyclegan_direction_picks_the_generator():
 def test_pix2pix_needs_pairs_and_a_fitting_net():
     with pytest.raises(UserError, match="unpaired: use a paired dataset"):
         build_model("pix2pix", TINY_P2P, info(aligned=False))
-    with pytest.raises(UserError, match="needs A, B"):
+    with pytest.raises(UserError, match="needs A, B .*use an image-to-image dataset .*dataset=digits_pairs"):
         build_model("pix2pix", TINY_P2P, DataInfo("digits", 1, 32, 10, 16, ("image", "label")))
     with pytest.raises(UserError, match="model.netG=unet_32"):
         build_model("pix2pix", {}, info())
