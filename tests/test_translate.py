@@ -3,6 +3,7 @@ runs of pix2pix and CycleGAN, official weights, and the one-line errors."""
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -247,3 +248,77 @@ def test_errors_are_one_line_exit_2(runs, tmp_path, cli_runner):
     _save(tmp_path / "in" / "y.png", 16, 16)
     r = invoke(cli_runner, ["translate", f"run={p2p}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'one.png'}"])
     assert r.exit_code == 2 and "is one image file but input has 2 images" in r.stderr
+
+
+# -- ganzoo eval on translation runs ----------------------------------------------------------------------
+
+
+class _Stub(torch.nn.Module):
+    """A stand-in translation model with known outputs: AtoB = the Sobel edge map (exactly how the
+    built-in sets make their edge domain), BtoA = identity, or refused."""
+
+    def __init__(self, data, both: bool = True):
+        super().__init__()
+        self.data, self.both = data, both
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def translate(self, x, direction=None):
+        from ganzoo.data.digits_translation import edge_map
+
+        if direction == "BtoA":
+            if not self.both:
+                raise UserError("one way only")
+            return x
+        return edge_map(to_uint8(x)).to(x.device).float() / 127.5 - 1
+
+
+def test_translation_metrics_of_known_translations():
+    from ganzoo.build import build_dataset
+    from ganzoo.data.digits_translation import edge_map
+    from ganzoo.metrics.translation import TranslationEvaluator
+
+    cfg = {"name": "digits_unpaired", "num_train": 3000, "num_test": 800}
+    test = build_dataset(cfg, split="test")
+    ev = TranslationEvaluator(cfg, _Stub(test.info), device=torch.device("cpu"), batch_size=128, judge_epochs=1)
+    m = ev(_Stub(test.info))
+    assert m["directions"] == ["AtoB", "BtoA"] and m["test_images"] == {"A": 400, "B": 400}
+    assert "AtoB_l1" not in m  # unpaired: no targets
+    assert m["AtoB_real_accuracy"] > 0.3  # the edge-map judge (1 epoch on 1500 images) recognises edge maps ...
+    assert 0.8 < m["AtoB_accuracy_ratio"] < 1.25  # ... and about as well the exact edge maps of the A digits
+    assert m["BtoA_accuracy_ratio"] < m["AtoB_accuracy_ratio"]  # edge maps shown as digits: worse
+    a = test.a.float()  # the cycle A -> edges -> (identity) vs A, on a [0, 1] scale
+    assert m["cycle_l1_A"] == pytest.approx(((edge_map(test.a).float() - a).abs() / 255).mean().item(), abs=1e-5)
+    assert m["cycle_l1_B"] == pytest.approx(((edge_map(test.b).float() - test.b.float()).abs() / 255).mean().item(),
+                                            abs=1e-5)
+    assert m["cycle_l1"] == pytest.approx((m["cycle_l1_A"] + m["cycle_l1_B"]) / 2)
+
+    pcfg = {"name": "digits_pairs", "num_train": 500, "num_test": 400}
+    ptest = build_dataset(pcfg, split="test")
+    one_way = _Stub(ptest.info, both=False)  # AtoB: edges of the edge maps; L1 against the digits
+    m = TranslationEvaluator(pcfg, one_way, device=torch.device("cpu"), n_per_class=10, batch_size=128,
+                             judge_epochs=1)(one_way)
+    assert m["directions"] == ["AtoB"] and m["test_images"] == {"A": 100, "B": 100} and "cycle_l1" not in m
+    want = ((edge_map(ptest.a[:100]).float() - ptest.b[:100].float()).abs() / 255).mean().item()
+    assert m["AtoB_l1"] == pytest.approx(want, abs=1e-5)
+
+
+def test_eval_on_translation_runs(runs, cli_runner):
+    for name, directions in (("pix2pix", ["AtoB"]), ("cyclegan", ["AtoB", "BtoA"])):
+        r = invoke(cli_runner, ["eval", f"run={runs[name]}", "device=cpu", "judge_epochs=1", "batch_size=64"])
+        assert r.exit_code == 0, r.output
+        m = json.loads((runs[name] / "metrics.json").read_text())
+        assert m["model"] == name and m["directions"] == directions
+        for d in directions:
+            assert 0 <= m[f"{d}_accuracy"] <= 1 and 0 <= m[f"{d}_real_accuracy"] <= 1
+        assert ("AtoB_l1" in m) == (name == "pix2pix") and ("cycle_l1" in m) == (name == "cyclegan")
+
+
+def test_translation_metrics_during_training(tmp_path):
+    cls = MODELS.get("cyclegan")
+    settings = TrainerSettings(max_steps=2, batch_size=4, log_every=1, sample_every=0, ckpt_every=0, n_samples=2,
+                               progress=False, tensorboard=False, device="cpu", eval_every=2, eval_n_per_class=2)
+    run.train(model_cfg={"name": "cyclegan", **cls.tiny_args}, dataset_cfg=dict(cls.tiny_dataset), trainer=settings,
+              optim=OptimSettings(), seed=1, run_dir=tmp_path, config={})
+    lines = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if "eval/cycle_l1" in x]
+    assert evals and 0 <= evals[-1]["eval/cycle_l1"] <= 1 and "eval/AtoB_accuracy" in evals[-1]

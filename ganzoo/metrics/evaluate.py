@@ -10,6 +10,9 @@
   and the share classified with confidence >= 0.9;
 - super-resolution models (`scale` > 1): Y-channel PSNR and SSIM of the model and of bicubic, per
   image and mean, on the run's test images or `data=<folder>` (`metrics.sr`, no labels needed).
+- image-to-image models (pix2pix, CycleGAN): L1 to the target on paired sets, the judge's accuracy on
+  translated images against its accuracy on real ones (labeled sets), the test cycle error when the
+  model translates both ways (`metrics.translation`).
 
 Every other metric needs the labels of the run's dataset.
 """
@@ -90,6 +93,10 @@ class Evaluator:
 
     @classmethod
     def for_model(cls, model, dataset_cfg: dict, **kw) -> Evaluator:
+        from .translation import TranslationEvaluator, translates
+
+        if translates(model):  # image-to-image models: L1, judged translations, cycle error (metrics.translation)
+            return TranslationEvaluator(dataset_cfg, model, **kw)
         return cls(dataset_cfg, model.data, conditional=not model.unconditional, infogan=_is_infogan(model),
                    ssl=hasattr(model, "classify"), **kw)
 

@@ -1,0 +1,146 @@
+"""Metrics of image-to-image runs (pix2pix, CycleGAN) on their dataset's test split.
+
+For every direction the model translates (probed: a model that translates one way only refuses the
+other with a UserError), with src -> dst its dataset domains:
+- `<dir>_l1` (aligned sets): mean |G(src) - dst| of the pairs, on a [0, 1] intensity scale;
+- labeled sets (the built-in `digits_pairs` / `digits_unpaired`): `<dir>_accuracy`, the share of
+  translated images that a judge of the dst domain (the `metrics.judge` CNN, trained on the dst
+  images of the train split, cached per domain) classifies as their source's class; `<dir>_real_accuracy`,
+  the same judge's accuracy on the real dst test images; and `<dir>_accuracy_ratio`, their ratio (the
+  floors of the pix2pix/CycleGAN quick checks: >= 0.95 and >= 0.80);
+- models that translate both ways: the test cycle error `cycle_l1_A` = mean |G_BA(G_AB(a)) - a| and
+  `cycle_l1_B`, on a [0, 1] scale, and their mean `cycle_l1`.
+
+Test images are the items of the test split at the training resolution: preprocess=resize_and_crop
+sets are rebuilt with load_size = crop_size (the reference's test options do the same, so nothing is
+cropped away at test), others are centre-cropped. Labeled sets use the first `n_per_class x classes`
+test images (all by default). Inference draws (pix2pix's dropout) come from a generator seeded with
+`seed` inside a forked RNG, so evaluating during training leaves the run's random stream untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..build import build_dataset
+from ..data.base import Augment, DataInfo, ImageDataset, TensorImageDataset, fingerprint
+from ..data.loader import augment_batch, to_float
+from ..errors import UserError
+from .judge import predict, train_judge
+
+DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
+
+
+def translates(model) -> bool:
+    """An image-to-image model: a `translate` method and a two-domain dataset."""
+    return callable(getattr(model, "translate", None)) and bool(model.data.channels_b)
+
+
+def _domain(dataset: ImageDataset, which: str) -> tuple[Tensor, Tensor | None]:
+    """Every item of one domain once, centre-cropped to the training resolution: (uint8 [n, C, R, R], labels)."""
+    images, labels = dataset.domain(which)
+    r = dataset.info.resolution
+    if tuple(images.shape[-2:]) != (r, r):
+        n = images.shape[0]
+        top, left = (images.shape[-2] - r) // 2, (images.shape[-1] - r) // 2
+        images = augment_batch(images, Augment(crop=r), torch.zeros(n, dtype=torch.bool),
+                               torch.tensor([[top, left]]).expand(n, 2), r)
+    return images, labels
+
+
+def domain_view(dataset: ImageDataset, which: str) -> TensorImageDataset:
+    """One labeled domain of a two-domain set as a plain labeled image set (for `train_judge`)."""
+    images, labels = _domain(dataset, which)
+    info = dataset.info
+    view = DataInfo(name=f"{info.name}:{which}", channels=images.shape[1], resolution=info.resolution,
+                    num_classes=info.num_classes, size=images.shape[0], fields=("image", "label"),
+                    fingerprint=fingerprint({"two_domain": info.fingerprint, "domain": which}))
+    return TensorImageDataset(view, images, labels)
+
+
+def _test_config(dataset_cfg: dict) -> dict:
+    cfg = dict(dataset_cfg)
+    if cfg.get("preprocess", "resize_and_crop") == "resize_and_crop" and "crop_size" in cfg and "load_size" in cfg:
+        cfg["load_size"] = cfg["crop_size"]  # as the reference's test options: no random crop at test
+    return cfg
+
+
+def _l1(x: Tensor, y: Tensor) -> float:
+    return (F.l1_loss(x.float(), y.float()) / 2).item()  # [-1, 1] -> [0, 1] scale
+
+
+class TranslationEvaluator:
+    """Built once per dataset (test images loaded, judges trained or read from their cache), then
+    called on the model as often as wanted (`ganzoo eval`, and `trainer.eval_every`)."""
+
+    def __init__(self, dataset_cfg: dict, model, *, device: torch.device, n_per_class: int = 1000,
+                 batch_size: int = 500, judge_epochs: int = 2, seed: int = 0, model_name: str = "model"):
+        if n_per_class < 1 or batch_size < 1:
+            raise UserError(f"n_per_class={n_per_class}, batch_size={batch_size}: both must be at least 1")
+        info: DataInfo = model.data
+        self.info, self.device, self.batch_size, self.seed = info, device, batch_size, seed
+        self.test = build_dataset(_test_config(dataset_cfg), split="test")
+        self.labeled = info.num_classes > 0 and "label" in info.fields
+        limit = n_per_class * info.num_classes if self.labeled else None
+        self.real = {k: tuple(None if t is None else t[:limit] for t in _domain(self.test, k)) for k in ("A", "B")}
+        self.directions = [d for d in DIRECTIONS if self._can(model, d)]
+        if not self.directions:
+            raise UserError(f"model {model_name!r} translates in neither direction of dataset {info.name!r}")
+        self.judges: dict[str, tuple[torch.nn.Module, float]] = {}
+        if self.labeled:
+            train = build_dataset(dataset_cfg, split="train")
+            for dst in sorted({DIRECTIONS[d][1] for d in self.directions}):
+                self.judges[dst] = train_judge(domain_view(train, dst), domain_view(self.test, dst),
+                                               epochs=judge_epochs, device=device)
+
+    def _can(self, model, direction: str) -> bool:
+        x = to_float(self.real[DIRECTIONS[direction][0]][0][:1]).to(self.device)
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=self._devices()):
+                model.translate(x, direction)
+        except UserError:
+            return False
+        return True
+
+    def _devices(self) -> list[int]:
+        return [self.device.index or 0] if self.device.type == "cuda" else []
+
+    def _translate(self, model, x: Tensor, direction: str) -> Tensor:
+        """uint8 or float images (CPU) -> translated float images in [-1, 1] (CPU), in batches."""
+        x = to_float(x) if x.dtype == torch.uint8 else x
+        return torch.cat([model.translate(b.to(self.device), direction).float().cpu()
+                          for b in x.split(self.batch_size)])
+
+    def __call__(self, model) -> dict:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=self._devices()):
+                torch.manual_seed(self.seed)
+                return self._metrics(model)
+        finally:
+            model.train(was_training)
+
+    def _metrics(self, model) -> dict:
+        out: dict = {"directions": list(self.directions), "test_images": {k: len(v[0]) for k, v in self.real.items()}}
+        fakes = {}
+        for d in self.directions:
+            src, dst = DIRECTIONS[d]
+            x, labels = self.real[src]
+            fake = fakes[d] = self._translate(model, x, d)
+            if self.info.aligned:
+                out[f"{d}_l1"] = _l1(fake, to_float(self.real[dst][0]))
+            if dst in self.judges and labels is not None:
+                judge, real_acc = self.judges[dst]
+                acc = (predict(judge, fake, self.batch_size).argmax(1) == labels).float().mean().item()
+                out[f"{d}_accuracy"], out[f"{d}_real_accuracy"] = acc, real_acc
+                if real_acc > 0:  # a judge that recognises nothing gives no ratio
+                    out[f"{d}_accuracy_ratio"] = acc / real_acc
+        if len(self.directions) == 2:
+            for d, back in (("AtoB", "BtoA"), ("BtoA", "AtoB")):
+                src = DIRECTIONS[d][0]
+                out[f"cycle_l1_{src}"] = _l1(self._translate(model, fakes[d], back), to_float(self.real[src][0]))
+            out["cycle_l1"] = (out["cycle_l1_A"] + out["cycle_l1_B"]) / 2
+        return out
