@@ -322,3 +322,12 @@ def test_translation_metrics_during_training(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
     evals = [x for x in lines if "eval/cycle_l1" in x]
     assert evals and 0 <= evals[-1]["eval/cycle_l1"] <= 1 and "eval/AtoB_accuracy" in evals[-1]
+
+
+def test_super_resolution_run_scales_any_size(tmp_path):
+    sr = _train("srresnet", tmp_path / "sr")
+    _save(tmp_path / "in" / "lr.png", 13, 7, "RGB")
+    res = translate(run=str(sr), input=str(tmp_path / "in"), out=str(tmp_path / "out"), device="cpu")
+    assert res.written == 1 and Image.open(tmp_path / "out" / "lr.png").size == (14, 26)  # x2, (W, H)
+    with pytest.raises(UserError, match="translates one way only"):
+        translate(run=str(sr), input=str(tmp_path / "in"), out=str(tmp_path / "o2"), direction="BtoA", device="cpu")
