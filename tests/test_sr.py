@@ -138,6 +138,12 @@ def test_ssim_known_values():
     want = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     assert M.ssim(torch.from_numpy(p), torch.from_numpy(q)) == pytest.approx(want, rel=1e-9)
     assert 0 < want < 1
+    # the reference implementation's value for a fixed pair: skimage 0.26 structural_similarity(a, b,
+    # gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255), computed once
+    i, j = torch.meshgrid(torch.arange(32), torch.arange(24), indexing="ij")
+    a = ((i * 24 + j) * 37 % 256).to(torch.float64)
+    b = a * 0.8 + 10 + ((i * j) % 7) * 3.0
+    assert M.ssim(a, b) == pytest.approx(0.9707669180905893, abs=1e-12)
 
 
 def test_y_metrics_shave_the_border():
