@@ -277,15 +277,18 @@ def test_official_unet_batch_norm_without_num_batches_tracked():
     assert _same_output(src, g, 1, 128)
 
 
-@pytest.mark.parametrize("netG,norm,dropout", [("resnet_6blocks", "batch", True), ("resnet_9blocks", "none", False),
-                                               ("unet_64", "instance", False), ("unet_32", "none", True)])
-def test_infer_architecture(netG, norm, dropout):
-    src = build_generator(netG, 3, 1, ngf=4, norm=norm, use_dropout=dropout)
+@pytest.mark.parametrize("netG,norm,dropout,padding", [
+    ("resnet_6blocks", "batch", True, "reflect"), ("resnet_6blocks", "batch", False, "reflect"),
+    ("resnet_9blocks", "none", False, "reflect"), ("resnet_2blocks", "batch", False, "zero"),
+    ("resnet_2blocks", "instance", True, "zero"), ("unet_64", "instance", False, ""), ("unet_32", "none", True, "")])
+def test_infer_architecture(netG, norm, dropout, padding):
+    src = build_generator(netG, 3, 1, ngf=4, norm=norm, use_dropout=dropout, padding=padding or "reflect")
     arch = infer_generator(src.state_dict())
     assert (arch["netG"], arch["norm"], arch["in_channels"], arch["out_channels"], arch["ngf"]) == (netG, norm, 3, 1, 4)
     if netG.startswith("resnet"):
-        assert arch["use_dropout"] is dropout
-    g = load_official_generator({f"module.{k}": v for k, v in src.state_dict().items()}, use_dropout=dropout)
+        assert (arch["use_dropout"], arch["padding"]) == (dropout, padding)
+    g = load_official_generator({f"module.{k}": v for k, v in src.state_dict().items()},
+                                use_dropout=None if netG.startswith("resnet") else dropout)
     assert _same_output(src, g, 3, 64)
 
 

@@ -60,7 +60,6 @@ class Pix2Pix(GANModel):
     """Paired image-to-image translation (Isola et al. 2017): U-Net G, PatchGAN D on (A, B), cGAN + L1."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"A", "B"})
-    unconditional: ClassVar[bool] = True
     g_forwards: ClassVar[dict[str, int]] = {"G": 1}  # per iteration (the reference: one netG forward)
     pad_multiple: int = 256  # unet_256; set from the net in __init__
     scale: int = 1

@@ -141,11 +141,12 @@ def infer_generator(sd: Mapping[str, Tensor]) -> dict:
     blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})
     b0 = f"model.{blocks[0]}.conv_block" if blocks else ""
     zero = f"{b0}.0.weight" in sd  # zero padding: no pad modules, the convs move down one place
+    second_conv = f"{b0}.{4 if zero else 6}.weight"  # where the 2nd conv sits when dropout precedes it
     last = max(int(m.group(1)) for k in sd if (m := re.fullmatch(r"model\.(\d+)\.weight", k)))
     norm = "batch" if "model.2.weight" in sd else "instance" if "model.1.bias" in sd else "none"
     return {"netG": f"resnet_{len(blocks)}blocks", "in_channels": first.shape[1],
             "out_channels": sd[f"model.{last}.weight"].shape[0], "ngf": first.shape[0], "norm": norm,
-            "use_dropout": bool(blocks) and f"{b0}.{5 if zero else 6}.weight" in sd,
+            "use_dropout": bool(blocks) and second_conv in sd and sd[second_conv].ndim == 4,  # not a BN weight
             "padding": "zero" if zero else "reflect"}
 
 
