@@ -51,13 +51,18 @@ class CondMLPGenerator(nn.Module):
     """z → z_units ReLU, y → y_units ReLU, concat → units ReLU → C·H·W tanh (dropout after each hidden layer)."""
 
     def __init__(self, z_dim: int, num_classes: int, out_shape: tuple[int, int, int], z_units: int = 200,
-                 y_units: int = 1000, units: int = 1200, dropout: float = 0.5):
+                 y_units: int = 1000, units: int = 1200, dropout: float = 0.5, batchnorm: bool = False):
         super().__init__()
         self.num_classes, self.out_shape = num_classes, out_shape
-        self.z_path = nn.Sequential(nn.Linear(z_dim, z_units), nn.ReLU(True), nn.Dropout(dropout))
-        self.y_path = nn.Sequential(nn.Linear(num_classes, y_units), nn.ReLU(True), nn.Dropout(dropout))
-        self.joint = nn.Sequential(nn.Linear(z_units + y_units, units), nn.ReLU(True), nn.Dropout(dropout),
-                                   nn.Linear(units, math.prod(out_shape)), nn.Tanh())
+
+        def hidden(n_in: int, n_out: int) -> list[nn.Module]:
+            norm = [nn.BatchNorm1d(n_out)] if batchnorm else []
+            return [nn.Linear(n_in, n_out, bias=not batchnorm), *norm, nn.ReLU(True), nn.Dropout(dropout)]
+
+        self.z_path = nn.Sequential(*hidden(z_dim, z_units))
+        self.y_path = nn.Sequential(*hidden(num_classes, y_units))
+        self.joint = nn.Sequential(*hidden(z_units + y_units, units), nn.Linear(units, math.prod(out_shape)),
+                                   nn.Tanh())
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
         h = torch.cat([self.z_path(z), self.y_path(one_hot(y, self.num_classes, z))], 1)
@@ -68,10 +73,12 @@ class CondMaxoutDiscriminator(nn.Module):
     """x → maxout, y → maxout, concat → maxout → 1 logit (dropout after each maxout layer)."""
 
     def __init__(self, in_features: int, num_classes: int, x_units: int = 240, x_pieces: int = 5,
-                 y_units: int = 50, y_pieces: int = 5, units: int = 240, pieces: int = 4, dropout: float = 0.5):
+                 y_units: int = 50, y_pieces: int = 5, units: int = 240, pieces: int = 4, dropout: float = 0.5,
+                 input_dropout: float = 0.0):
         super().__init__()
         self.num_classes = num_classes
-        self.x_path = nn.Sequential(nn.Flatten(), Maxout(in_features, x_units, x_pieces), nn.Dropout(dropout))
+        self.x_path = nn.Sequential(nn.Flatten(), nn.Dropout(input_dropout), Maxout(in_features, x_units, x_pieces),
+                                    nn.Dropout(dropout))
         self.y_path = nn.Sequential(Maxout(num_classes, y_units, y_pieces), nn.Dropout(dropout))
         self.joint = nn.Sequential(Maxout(x_units + y_units, units, pieces), nn.Dropout(dropout),
                                    nn.Linear(units, 1))
@@ -79,6 +86,39 @@ class CondMaxoutDiscriminator(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         h = torch.cat([self.x_path(x), self.y_path(one_hot(y, self.num_classes, x))], 1)
         return self.joint(h).squeeze(-1)  # logits [B]
+
+
+class DeepCondGenerator(nn.Module):
+    """[z, one-hot y] → 128 → 256 → 512 → 1024 (BN from the second layer, LeakyReLU 0.2) → C·H·W tanh."""
+
+    def __init__(self, z_dim: int, num_classes: int, out_shape: tuple[int, int, int],
+                 widths: tuple[int, ...] = (128, 256, 512, 1024)):
+        super().__init__()
+        self.num_classes, self.out_shape = num_classes, out_shape
+        layers, n_in = [], z_dim + num_classes
+        for i, w in enumerate(widths):
+            norm = [nn.BatchNorm1d(w)] if i else []
+            layers += [nn.Linear(n_in, w, bias=not norm), *norm, nn.LeakyReLU(0.2, True)]
+            n_in = w
+        self.net = nn.Sequential(*layers, nn.Linear(n_in, math.prod(out_shape)), nn.Tanh())
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        return self.net(torch.cat([z, one_hot(y, self.num_classes, z)], 1)).view(z.shape[0], *self.out_shape)
+
+
+class DeepCondDiscriminator(nn.Module):
+    """[x, one-hot y] → 512 → 512 → 512 (LeakyReLU 0.2, dropout after the 2nd and 3rd) → 1 logit."""
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 512, dropout: float = 0.4):
+        super().__init__()
+        self.num_classes = num_classes
+        self.net = nn.Sequential(nn.Linear(in_features + num_classes, width), nn.LeakyReLU(0.2, True),
+                                 nn.Linear(width, width), nn.Dropout(dropout), nn.LeakyReLU(0.2, True),
+                                 nn.Linear(width, width), nn.Dropout(dropout), nn.LeakyReLU(0.2, True),
+                                 nn.Linear(width, 1))
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.net(torch.cat([x.flatten(1), one_hot(y, self.num_classes, x)], 1)).squeeze(-1)
 
 
 @MODELS.register("cgan")
@@ -93,15 +133,22 @@ class CGAN(GANModel):
     def __init__(self, data: DataInfo, *, z_dim: int = 100, g_z_units: int = 200, g_y_units: int = 1000,
                  g_units: int = 1200, g_dropout: float = 0.0, d_x_units: int = 240, d_x_pieces: int = 5,
                  d_y_units: int = 50, d_y_pieces: int = 5, d_units: int = 240, d_pieces: int = 4,
-                 d_dropout: float = 0.5):
+                 d_dropout: float = 0.5, d_input_dropout: float = 0.0, g_batchnorm: bool = False,
+                 net: str = "maxout"):
         super().__init__(data)
         if data.num_classes < 2:
             raise ValueError(f"cgan needs a dataset with 2 or more classes, not {data.num_classes}")
         self.z_dim, k = z_dim, data.num_classes
         shape = (data.channels, data.resolution, data.resolution)
-        self.G = CondMLPGenerator(z_dim, k, shape, g_z_units, g_y_units, g_units, g_dropout)
-        self.D = CondMaxoutDiscriminator(math.prod(shape), k, d_x_units, d_x_pieces, d_y_units, d_y_pieces,
-                                         d_units, d_pieces, d_dropout)
+        if net == "maxout":
+            self.G = CondMLPGenerator(z_dim, k, shape, g_z_units, g_y_units, g_units, g_dropout, g_batchnorm)
+            self.D = CondMaxoutDiscriminator(math.prod(shape), k, d_x_units, d_x_pieces, d_y_units, d_y_pieces,
+                                             d_units, d_pieces, d_dropout, d_input_dropout)
+        elif net == "deep":
+            self.G = DeepCondGenerator(z_dim, k, shape)
+            self.D = DeepCondDiscriminator(math.prod(shape), k)
+        else:
+            raise ValueError(f"unknown net {net!r} (known: maxout, deep): set model.net")
         init_normal(self)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:

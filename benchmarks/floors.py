@@ -1,0 +1,112 @@
+"""Quality floors on real MNIST: train a model under a CPU-time budget, then `ganzoo eval` it.
+
+    .venv/bin/python benchmarks/floors.py cgan [--minutes 15] [--data ../shared/data] [--out runs/floors]
+        [-- extra ganzoo overrides ...]
+
+Each run uses ONE thread (OMP_NUM_THREADS=1, torch.set_num_threads(1) via the environment) and is
+stopped with SIGTERM — ganzoo's graceful stop: a checkpoint at the next step boundary — once the
+training process has used `--minutes` of CPU time (user + system, read from /proc). CPU time, not
+wall time, so the budget means the same on a quiet machine and on a shared one; one core for
+`--minutes` is at most what "`--minutes` on 2 cores" allows. Then `ganzoo eval` writes
+<run>/metrics.json and the floor is checked:
+
+    cgan    conditional_accuracy >= 0.90        acgan   conditional_accuracy >= 0.95
+    infogan code_accuracy >= 0.80               ssgan   test_accuracy >= 0.95 (error <= 5 %) and
+                                                        >= 10 points above supervised-only (--baseline)
+
+`--baseline` (ssgan) also trains the same D on the 100 labels alone (`model.unlabeled_weight=0`, no
+G) for the same budget, and reports both. Exit status 0 when every floor checked is met, else 1.
+Prints the commands it runs, so each number in docs/models.md can be reproduced by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# model -> (ganzoo overrides for the floor run, metric, floor)
+RUNS = {
+    "cgan": (["model=cgan"], "conditional_accuracy", 0.90),
+    "acgan": (["model=acgan"], "conditional_accuracy", 0.95),
+    "infogan": (["model=infogan"], "code_accuracy", 0.80),
+    "ssgan": (["model=ssgan"], "test_accuracy", 0.95),
+}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process and its reaped children, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / TICK  # utime stime cutime cstime
+
+
+def train(name: str, run_dir: Path, minutes: float, data: str, extra: list[str]) -> dict:
+    ganzoo = [sys.executable, "-m", "ganzoo"]
+    cmd = [*ganzoo, "train", *RUNS[name][0], "dataset=mnist", f"dataset.root={data}", "dataset.download=false",
+           "trainer.max_steps=1000000", "trainer.progress=false", "trainer.log_every=500", "trainer.ckpt_every=2000",
+           "trainer.device=cpu", f"hydra.run.dir={run_dir}", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    print("+", " ".join(cmd), flush=True)
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        while proc.poll() is None:
+            if cpu_seconds(proc.pid) >= minutes * 60:
+                proc.send_signal(signal.SIGTERM)  # graceful: checkpoint at the next step, exit 143
+                proc.wait()
+                break
+            time.sleep(1.0)
+    except BaseException:
+        proc.kill()
+        raise
+    if proc.returncode not in (0, 128 + signal.SIGTERM):
+        raise SystemExit(f"training {name} failed with exit status {proc.returncode}")
+    steps = json.loads((run_dir / "checkpoints" / "latest.json").read_text())["step"]
+    return {"wall_s": round(time.time() - t0, 1), "steps": steps}
+
+
+def evaluate(run_dir: Path) -> dict:
+    cmd = [sys.executable, "-m", "ganzoo", "eval", f"run={run_dir}", "device=cpu"]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", choices=sorted(RUNS))
+    p.add_argument("--minutes", type=float, default=15.0, help="CPU-time budget of the training run")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                   help="root holding MNIST/raw (torchvision layout)")
+    p.add_argument("--out", default="runs/floors", help="parent folder of the runs")
+    p.add_argument("--baseline", action="store_true", help="ssgan: also train D on the labels alone")
+    p.add_argument("extra", nargs="*", help="more ganzoo overrides (after --)")
+    a = p.parse_args()
+    out = Path(a.out)
+    _, metric, floor = RUNS[a.model]
+    run_dir = out / a.model
+    report = {"model": a.model, **train(a.model, run_dir, a.minutes, a.data, a.extra)}
+    m = evaluate(run_dir)
+    report[metric] = m.get(metric)
+    ok = m.get(metric) is not None and m[metric] >= floor
+    if a.model == "ssgan" and "test_accuracy_ema" in m:
+        report["test_accuracy_ema"] = m["test_accuracy_ema"]
+    if a.baseline:
+        base_dir = out / f"{a.model}_labels_only"
+        report["baseline"] = train(a.model, base_dir, a.minutes, a.data, [*a.extra, "model.unlabeled_weight=0"])
+        report["baseline"][metric] = evaluate(base_dir).get(metric)
+        ok = ok and report[metric] - report["baseline"][metric] >= 0.10
+    report["floor"], report["met"] = floor, ok
+    print(json.dumps(report, indent=2))
+    (out / f"{a.model}_floor.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
