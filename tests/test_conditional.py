@@ -162,3 +162,23 @@ def test_sample_label_out_of_range_is_one_line(cli_runner, cgan_run, tmp_path, l
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "0..9" in lines[0], r.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("net", ["maxout", "deep"])
+def test_cgan_nets_take_the_label_and_train(net, tmp_path):
+    """Both cGAN nets (the paper's maxout pair and the deep BN-MLP pair) condition on the label,
+    and a 2-step run trains both nets."""
+    torch.manual_seed(0)
+    model = build_model("cgan", {"net": net}, DIGITS_INFO).eval()
+    z = model.sample_latent(2, torch.Generator().manual_seed(1))
+    a, b = model.generate(2, labels=torch.tensor([1, 1]), z=z), model.generate(2, labels=torch.tensor([7, 7]), z=z)
+    assert (a - b).abs().amax() > 1e-4
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    assert not torch.equal(model.D(x, torch.tensor([0, 0, 0, 0])), model.D(x, torch.tensor([5, 5, 5, 5])))
+    settings = TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
+                               progress=False, tensorboard=False, device="cpu")
+    t = run.train(model_cfg={"name": "cgan", "net": net}, dataset_cfg=dict(TINY_DIGITS), trainer=settings,
+                  optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
+    assert t.step == 2
+    with pytest.raises(UserError, match="unknown net 'mlp'"):
+        build_model("cgan", {"net": "mlp"}, DIGITS_INFO)
