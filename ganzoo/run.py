@@ -81,7 +81,8 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,
-                         labeled_subset=labeled)
+                         labeled_subset=labeled,
+                         labeled_batch_size=trainer.batch_size // getattr(model, "labeled_batch_divisor", 1))
     trainer, optim = resolve_epochs(trainer, optim, stream.steps_per_epoch)  # epoch counts -> steps
     meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
             "data": data.info.to_dict(), "config": config}

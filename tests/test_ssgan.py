@@ -159,7 +159,7 @@ class _LogitsAreThePixels(nn.Module):
 
 
 def test_d_loss_is_supervised_ce_plus_weighted_unsupervised_term():
-    m = build_model("ssgan", {**TINY, "unlabeled_weight": 0.7}, INFO)
+    m = build_model("ssgan", {**TINY, "unlabeled_weight": 0.7, "fm_batches": "shared"}, INFO)
     m.D = _LogitsAreThePixels()
     g = torch.Generator().manual_seed(0)
     x_lab, x_unl, fake = (torch.randn(n, 1, 28, 28, generator=g) for n in (6, 5, 4))
@@ -171,6 +171,28 @@ def test_d_loss_is_supervised_ce_plus_weighted_unsupervised_term():
     assert torch.allclose(out["acc"], (lab.argmax(1) == y).float().mean())
     unl_only = m.d_loss({"image": x_unl, "label": y[:5]}, {"fake": fake})  # no labeled batch: no labels used
     assert torch.allclose(unl_only["loss"], 0.7 * ssgan_mod.unsupervised_loss(unl, fk)) and "acc" not in unl_only
+    sep = build_model("ssgan", {**TINY, "unlabeled_weight": 0.7}, INFO)  # fm_batches=separate (the default)
+    sep.D = _LogitsAreThePixels()
+    other_half = torch.randn(5, 1, 28, 28, generator=g)
+    out = sep.d_loss({"image": torch.cat([x_unl, other_half]), "image_l": x_lab, "label_l": y}, {"fake": fake})
+    assert torch.allclose(out["loss"], want, atol=1e-6)  # D sees the first half only
+
+
+def test_separate_feature_matching_uses_the_second_half_and_fresh_z():
+    """The official code matches a second, independently shuffled unlabeled batch and draws new z for
+    the G step: with fm_batches=separate the batch's second half and a fresh G forward."""
+    m = build_model("ssgan", {**TINY, "input_noise": 0.0, "hidden_noise": 0.0}, INFO)
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    ctx = m.prepare({"image": x})
+    assert ctx["fake"].shape[0] == 4
+    torch.manual_seed(5)
+    loss = m.g_loss({"image": x}, ctx)["loss"]
+    torch.manual_seed(5)
+    fresh = m.G(m.sample_latent(4))
+    _, f_real = m.D(x[4:], features=True)
+    _, f_fake = m.D(fresh, features=True)
+    assert torch.allclose(loss, feature_matching(f_real, f_fake), atol=1e-6)
+    assert not torch.equal(fresh, ctx["fake"])
 
 
 def _settings(**kw) -> TrainerSettings:
@@ -181,7 +203,7 @@ def _settings(**kw) -> TrainerSettings:
 
 def test_feature_matching_reaches_g_only_in_the_g_phase(tmp_path):
     data = build_dataset(dict(TINY_DIGITS))
-    m = build_model("ssgan", {**TINY, "input_noise": 0.0, "hidden_noise": 0.0}, data.info)
+    m = build_model("ssgan", {**TINY, "input_noise": 0.0, "hidden_noise": 0.0, "fm_batches": "shared"}, data.info)
     stream = BatchStream(data, batch_size=8, seed=0, device=CPU,
                          labeled_subset=balanced_subset(dataset_labels(data), 2, seed=0))
     t = Trainer(m, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0, device=CPU, meta={})

@@ -35,7 +35,8 @@ Nets (MNIST, official; adapted to any C×H×W by flattening):
   Init as the official code: θ ~ N(0, 0.1) in D, Glorot-uniform in G; D's data-dependent init
   (g ← 1/std, b ← −mean/std per unit, layer by layer, noise on) runs once, on the first unlabeled
   batch, in the first `prepare` of a run (a flag buffer in D makes resumes skip it).
-Defaults (conf/model/ssgan.yaml): Adam lr 3e-3, β (0.5, 0.999), batch 100 (labeled batch 100 too).
+Defaults (conf/model/ssgan.yaml): Adam lr 3e-3, β (0.5, 0.999), eps 1e-4; 100 labeled, 100 + 100
+unlabeled and 100 fake images per iteration.
 
 Evaluation: `classify(x)` returns the K logits; `test_accuracy(model, dataset)` the accuracy on a
 split (eval mode: no noise); `evaluate_run(run)` both with the live D and, when the run kept an EMA
@@ -44,15 +45,21 @@ parameter averages of D (rate 1e-4 ⇔ `trainer.ema_decay=0.9999`), which needs 
 EMA starts from the weights before the data-dependent init, so use `trainer.ema_start` > 0 for
 short runs. Train accuracy on each labeled batch is logged as D/acc.
 
-Deviations (and why): one G forward per iteration, shared by the D and G phases, and feature matching
-against the same unlabeled batch the D step used (the official code draws fresh z for the G step and
-matches a second, independently shuffled unlabeled batch): the trainer's one-G-pass-per-iteration
-recipe. The D pass on labeled, unlabeled and fake images is one fused forward (no batch statistics in
-D, so this changes nothing but speed). Data-dependent init on the first batch (100 images) instead of
-500. Adam eps 1e-8 outside the square root (the official adam_updates adds 1e-8 inside it, i.e. an
-effective eps of ≤ 1e-4). G's BN eps 1e-6 as the official code; samples use BN running statistics
-(eval mode), the official code always uses batch statistics. A batch without "image_l" (e.g. a plain
-BatchStream, as in the shared model tests) trains the unsupervised terms only.
+Feature-matching batches (`fm_batches`): `separate` (default, as the official code) — each iteration's
+unlabeled batch of `trainer.batch_size` = 200 images is split in two halves, the first for the D step
+and the second as the feature-matching target of the G step (the official code's two independently
+shuffled copies of the data), and the G step draws fresh z (2 G forwards per iteration, as the
+official code); the labeled and fake batches are 100. `shared` — one G forward and one unlabeled
+batch for both steps (the trainer's usual one-pass recipe; measured slower to learn, see
+docs/models.md).
+
+Deviations (and why): the D pass on labeled, unlabeled and fake images is one fused forward (no batch
+statistics in D, so this changes nothing but speed). Data-dependent init on the first batch (100
+images) instead of 500. Adam eps 1e-4 outside the square root for the official sqrt(v + 1e-8) (torch's
+fused Adam has no eps inside the root; both never divide by less than ~1e-4). G's BN eps 1e-6 as the
+official code; samples use BN running statistics (eval mode), the official code always uses batch
+statistics. A batch without "image_l" (e.g. a plain BatchStream, as in the shared model tests) trains
+the unsupervised terms only.
 """
 
 from __future__ import annotations
@@ -214,11 +221,18 @@ class SSGAN(GANModel):
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, g_hidden: int = 500,
                  d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250), input_noise: float = 0.3,
-                 hidden_noise: float = 0.5, unlabeled_weight: float = 1.0):
+                 hidden_noise: float = 0.5, unlabeled_weight: float = 1.0, fm_batches: str = "separate"):
         super().__init__(data)
         if data.num_classes < 2:
             raise ValueError("SSGAN needs a labeled dataset with at least 2 classes")
+        if fm_batches not in ("separate", "shared"):
+            raise ValueError(f"unknown fm_batches {fm_batches!r} (known: separate, shared): set model.fm_batches")
         self.z_dim, self.unlabeled_weight = z_dim, unlabeled_weight
+        self.fm_separate = fm_batches == "separate"
+        # separate: each batch of B unlabeled images is split in two halves — the D step's and the G step's
+        # (the official code's two shuffled copies), and the G step draws fresh z; so the labeled batch is B/2
+        self.labeled_batch_divisor = 2 if self.fm_separate else 1
+        self.g_forwards = {"G": 2 if self.fm_separate else 1}
         shape = (data.channels, data.resolution, data.resolution)
         self.G = SSGANGenerator(z_dim, shape, g_hidden)
         self.D = SSGANDiscriminator(math.prod(shape), data.num_classes, tuple(d_hidden), input_noise, hidden_noise)
@@ -234,13 +248,20 @@ class SSGAN(GANModel):
             if not bool(self.D.initialized):  # a fresh run (a resumed one restores the flag)
                 with torch.autocast(batch["image"].device.type, enabled=False):
                     self.D.data_init(batch["image"])
-        return {"fake": self.G(self.sample_latent(batch["image"].shape[0]))}
+        return {"fake": self.G(self.sample_latent(self._halves(batch["image"])[0].shape[0]))}
+
+    def _halves(self, x_unl: Tensor) -> tuple[Tensor, Tensor]:
+        """(the D step's unlabeled images, the G step's): two halves of the batch, or the batch twice."""
+        if not self.fm_separate:
+            return x_unl, x_unl
+        half = x_unl.shape[0] // 2
+        return x_unl[:half], x_unl[half:2 * half]
 
     def phases(self) -> list[Phase]:
         return [Phase("D", ("D",), self.d_loss), Phase("G", ("G",), self.g_loss)]
 
     def d_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
-        x_unl, fake = batch["image"], ctx["fake"].detach()
+        x_unl, fake = self._halves(batch["image"])[0], ctx["fake"].detach()
         x_lab = batch.get("image_l")
         parts = [x_unl, fake] if x_lab is None else [x_lab, x_unl, fake]
         logits = self.D(torch.cat([p.to(x_unl.dtype) for p in parts]))  # one fused pass: D has no batch statistics
@@ -258,7 +279,8 @@ class SSGAN(GANModel):
         return {"loss": loss, **out}
 
     def g_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
-        x_unl, fake = batch["image"], ctx["fake"]
+        x_unl = self._halves(batch["image"])[1]
+        fake = self.G(self.sample_latent(x_unl.shape[0])) if self.fm_separate else ctx["fake"]
         _, f = self.D(torch.cat([x_unl.to(fake.dtype), fake]), features=True)
         return {"loss": feature_matching(f[:x_unl.shape[0]].detach(), f[x_unl.shape[0]:])}
 
