@@ -134,7 +134,7 @@ class CGAN(GANModel):
                  g_units: int = 1200, g_dropout: float = 0.0, d_x_units: int = 240, d_x_pieces: int = 5,
                  d_y_units: int = 50, d_y_pieces: int = 5, d_units: int = 240, d_pieces: int = 4,
                  d_dropout: float = 0.5, d_input_dropout: float = 0.0, g_batchnorm: bool = False,
-                 net: str = "maxout"):
+                 net: str = "deep"):
         super().__init__(data)
         if data.num_classes < 2:
             raise ValueError(f"cgan needs a dataset with 2 or more classes, not {data.num_classes}")
