@@ -86,8 +86,8 @@ def main() -> int:
                    help="root holding MNIST/raw (torchvision layout)")
     p.add_argument("--out", default="runs/floors", help="parent folder of the runs")
     p.add_argument("--baseline", action="store_true", help="ssgan: also train D on the labels alone")
-    p.add_argument("extra", nargs="*", help="more ganzoo overrides (after --)")
-    a = p.parse_args()
+    a, extra = p.parse_known_args()
+    a.extra = [x for x in extra if x != "--"]  # more ganzoo overrides, e.g. -- trainer.batch_size=64
     out = Path(a.out)
     _, metric, floor = RUNS[a.model]
     run_dir = out / a.model
