@@ -330,6 +330,24 @@ def test_hr_folder_patches_cover_images_and_cache(tmp_path):
     assert whole["img0.png"].shape == (3, 50, 70) and test[2]["image"].shape == (3, 32, 32)
 
 
+def test_div2k_config_takes_both_splits_from_the_download_manifest(tmp_path, monkeypatch):
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    import ganzoo.data.download as download
+
+    folders = {"div2k_train_hr": _photo_folder(tmp_path / "train", [(64, 48)]),
+               "div2k_valid_hr": _photo_folder(tmp_path / "valid", [(50, 40), (40, 50)])}
+    monkeypatch.setattr(download, "ensure", lambda name, root=None, **kw: folders[name])
+    cfg = OmegaConf.to_container(OmegaConf.load(str(resources.files("ganzoo.conf") / "dataset" / "div2k.yaml")))
+    assert (cfg["download"], cfg["test_download"]) == ("div2k_train_hr", "div2k_valid_hr")
+    train = build_dataset({**cfg, "patch": 32, "resolution": 24})
+    assert len(train) == 2 * 2 and train.info.resolution == 24  # x at 0, 32; y at 0, 16
+    test = build_dataset({**cfg, "patch": 32, "resolution": 24}, split="test")
+    assert [n for n, _ in test.hr_images()] == ["img0.png", "img1.png"]
+
+
 # -- ganzoo eval ----------------------------------------------------------------------------------
 def test_eval_on_a_folder_and_on_the_test_split(tmp_path, cli_runner):
     _train(tmp_path / "run", "srresnet", dict(TINY))
