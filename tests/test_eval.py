@@ -153,3 +153,14 @@ def test_eval_every_on_an_unlabeled_dataset_fails_before_training(tmp_path):
                   dataset_cfg={"name": "image_folder", "path": str(images), "resolution": 16}, trainer=settings,
                   optim=OptimSettings(), seed=0, run_dir=tmp_path / "run", config={})
     assert not (tmp_path / "run" / "stats.jsonl").exists()
+
+
+def test_eval_every_on_super_resolution_logs_psnr(tmp_path):
+    _train("srresnet", tmp_path / "plain", max_steps_=2)
+    _train("srresnet", tmp_path / "eval", max_steps_=2, eval_every=1)
+    evals = [r for r in _stats(tmp_path / "eval") if "eval/psnr_y" in r]
+    assert [r["step"] for r in evals] == [1, 2]
+    assert all(5 < r["eval/psnr_y"] < 100 and 0 < r["eval/ssim_y"] <= 1 for r in evals)
+    assert all("eval/bicubic_psnr_y" in r and "eval/psnr_gain_over_bicubic" in r for r in evals)
+    a, b = load_run(tmp_path / "plain")["nets"], load_run(tmp_path / "eval")["nets"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

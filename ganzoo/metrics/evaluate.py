@@ -95,6 +95,10 @@ class Evaluator:
     def for_model(cls, model, dataset_cfg: dict, **kw) -> Evaluator:
         from .translation import TranslationEvaluator, translates
 
+        if getattr(model, "scale", 1) > 1:  # super-resolution: Y-PSNR/SSIM vs bicubic (metrics.sr)
+            from .sr import SREvaluator
+
+            return SREvaluator(dataset_cfg, model, **kw)
         if translates(model):  # image-to-image models: L1, judged translations, cycle error (metrics.translation)
             return TranslationEvaluator(dataset_cfg, model, **kw)
         return cls(dataset_cfg, model.data, conditional=not model.unconditional, infogan=_is_infogan(model),

@@ -132,6 +132,29 @@ def evaluate_run(model, ckpt: dict, data: str | None = None) -> dict:
                         f"{model.scale}): give data=<folder of larger HR images>") from None
 
 
+class SREvaluator:
+    """`evaluate_sr` on the run's test images, built once and called every `trainer.eval_every` steps
+    (the trainer logs the means as eval/psnr_y, eval/ssim_y, eval/psnr_gain_over_bicubic, ...)."""
+
+    def __init__(self, dataset_cfg: dict, model, **_):
+        from ..build import build_dataset
+
+        test = build_dataset(dataset_cfg, split="test")
+        if hasattr(test, "hr_images"):
+            self.images = list(test.hr_images())
+        else:
+            self.images = [(f"{test.info.name}_{i:05d}", test[i]["image"]) for i in range(len(test))]
+
+    def __call__(self, model) -> dict:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return evaluate_sr(model, self.images)
+        finally:
+            model.train(was_training)
+
+
 def sr_table(metrics: dict):
     """A rich table: one row per image, then the means."""
     from rich.table import Table
