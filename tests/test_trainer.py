@@ -35,8 +35,8 @@ def test_linear_and_cosine_schedules_reach_zero():
     assert lin(0) == lin(10) == 1.0 and lin(60) == pytest.approx(0.5) and lin(110) == 0.0
     cos = lr_lambda("cosine", 0, 100)
     assert cos(0) == 1.0 and cos(50) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="known: constant, linear, cosine"):
-        lr_lambda("step", 0, 1)
+    with pytest.raises(ValueError, match="known: constant, linear, cosine, step"):
+        lr_lambda("exponential", 0, 1)
 
 
 def test_per_phase_optimizer_overrides_and_schedule(tmp_path):
