@@ -164,3 +164,55 @@ def test_eval_every_on_super_resolution_logs_psnr(tmp_path):
     assert all("eval/bicubic_psnr_y" in r and "eval/psnr_gain_over_bicubic" in r for r in evals)
     a, b = load_run(tmp_path / "plain")["nets"], load_run(tmp_path / "eval")["nets"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mean_pairwise_l2_is_the_mean_over_distinct_pairs():
+    from ganzoo.metrics.evaluate import mean_pairwise_l2
+
+    x = torch.tensor([[0.0], [3.0], [4.0]])  # distances 3, 4, 1
+    assert mean_pairwise_l2(x) == pytest.approx(8 / 3)
+    assert mean_pairwise_l2(torch.ones(5, 1, 4, 4)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_pairwise_l2(torch.zeros(1, 3))
+
+
+class _ReplayModel(torch.nn.Module):
+    """A stand-in conditional generator: for label c it returns real test images of class c
+    (`collapse`: always the same one)."""
+
+    unconditional = False
+
+    def __init__(self, test, collapse: bool):
+        super().__init__()
+        from ganzoo.data.loader import to_float
+        from ganzoo.metrics.judge import real_images
+
+        x, y = real_images(test)
+        self.by_class = [to_float(x[y == c]) for c in range(10)]
+        self.collapse, self.used = collapse, [0] * 10
+
+    def generate(self, n, *, labels, generator=None):
+        out = []
+        for c in labels.tolist():
+            pool = self.by_class[c]
+            out.append(pool[0] if self.collapse else pool[self.used[c] % len(pool)])
+            self.used[c] += 1
+        return torch.stack(out)
+
+
+@pytest.mark.parametrize("collapse", [False, True])
+def test_diversity_ratio_tells_a_collapsed_generator_from_real_images(collapse):
+    from ganzoo.build import build_dataset
+    from ganzoo.metrics.evaluate import Evaluator
+
+    data = dict(TINY_DIGITS, num_test=200)
+    test = build_dataset(data, split="test")
+    ev = Evaluator(data, test.info, device=torch.device("cpu"), n_per_class=6, batch_size=64, judge_epochs=1,
+                   conditional=True)
+    m = ev(_ReplayModel(test, collapse))
+    assert len(m["diversity_ratio_per_class"]) == 10
+    if collapse:  # one image per label: as "accurate" as real images, and no spread at all
+        assert m["diversity_ratio"] == pytest.approx(0.0, abs=1e-4)
+    else:  # real images of each class: about the real spread (6 of them against up to 1000)
+        assert 0.7 < m["diversity_ratio"] < 1.3
+    assert all(r >= 0 for r in m["diversity_ratio_per_class"])

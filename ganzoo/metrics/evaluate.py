@@ -2,7 +2,10 @@
 
 - class-conditional models (cGAN, ACGAN): conditional accuracy — the judge (`metrics.judge`)
   classifies `n_per_class` samples generated for each label — overall and per class, beside the
-  judge's own test accuracy;
+  judge's own test accuracy; and the within-class diversity ratio — per class, the mean L2 distance
+  between two distinct samples generated for that label over the same for two real test images of the
+  class (research/model-specs.md §4: a model that draws one image per label scores ~0 however
+  accurate; ≥ 0.5 is the collapse check), per class and its mean;
 - InfoGAN (a categorical code, `cat_dim`): accuracy of the code predicted by Q on the real test split
   after the best one-to-one code -> class matching (Hungarian algorithm), and that matching;
 - SSGAN (`classify`): the discriminator's test accuracy (live and EMA weights when the run has them);
@@ -34,6 +37,22 @@ from .hungarian import hungarian
 from .judge import predict, real_images, train_judge
 
 CONFIDENT = 0.9
+DIVERSITY_REAL_PER_CLASS = 1000  # real test images per class for the reference within-class distance
+
+
+def mean_pairwise_l2(x: torch.Tensor) -> float:
+    """Mean L2 distance over the n(n − 1) ordered pairs of distinct rows of x [n, ...] (n ≥ 2)."""
+    f = x.flatten(1).float()
+    n = f.shape[0]
+    if n < 2:
+        raise ValueError("mean_pairwise_l2 needs at least 2 images")
+    d = torch.cdist(f, f)
+    return ((d.sum() - d.diagonal().sum()) / (n * (n - 1))).item()  # the diagonal is 0 up to rounding
+
+
+def class_spread(images: torch.Tensor, labels: torch.Tensor, k: int) -> list[float]:
+    """mean_pairwise_l2 of the images of each class 0..k−1 (float images in [−1, 1])."""
+    return [mean_pairwise_l2(images[labels == c]) for c in range(k)]
 
 
 def _generate(model, n: int, batch_size: int, generator: torch.Generator, labels: torch.Tensor | None = None):
@@ -90,6 +109,17 @@ class Evaluator:
         if not ssl or conditional:  # SSGAN is judged by its own test accuracy only
             self.judge, self.judge_acc = train_judge(build_dataset(dataset_cfg, split="train"), self.test,
                                                      epochs=judge_epochs, device=device)
+        self.real_spread = self._real_spread() if conditional else None
+
+    def _real_spread(self) -> list[float] | None:
+        """The within-class mean L2 distance of (up to DIVERSITY_REAL_PER_CLASS) real test images per class;
+        None when some class has fewer than 2 test images."""
+        x, y = real_images(self.test)
+        keep = torch.cat([torch.nonzero(y == c).flatten()[:DIVERSITY_REAL_PER_CLASS]
+                          for c in range(self.info.num_classes)])
+        if min(torch.bincount(y[keep], minlength=self.info.num_classes).tolist()) < 2:
+            return None
+        return class_spread(to_float(x[keep]), y[keep], self.info.num_classes)
 
     @classmethod
     def for_model(cls, model, dataset_cfg: dict, **kw) -> Evaluator:
@@ -134,6 +164,11 @@ class Evaluator:
             out["conditional_accuracy"] = (pred == labels).float().mean().item()
             out["conditional_accuracy_per_class"] = [(pred[labels == c] == c).float().mean().item()
                                                      for c in range(k)]
+            if self.real_spread is not None and self.n_per_class >= 2:
+                ratios = [fake / real if real > 0 else float("nan")
+                          for fake, real in zip(class_spread(images, labels, k), self.real_spread)]
+                out["diversity_ratio"] = sum(ratios) / k
+                out["diversity_ratio_per_class"] = ratios
         else:
             n = self.n_per_class * k
             conf, cls = predict(self.judge, _generate(model, n, self.batch_size, g), self.batch_size).max(1)
