@@ -388,11 +388,12 @@ class Trainer:
         return now, self.step
 
     @contextlib.contextmanager
-    def inference_model(self) -> Iterator[GANModel]:
-        """The model in eval mode with EMA weights swapped in (when EMA is on)."""
-        live = {n: getattr(self.model, n) for n in self.ema}
+    def inference_model(self, ema: bool = True) -> Iterator[GANModel]:
+        """The model in eval mode with EMA weights swapped in (when EMA is on and `ema`)."""
+        swap = self.ema if ema else {}
+        live = {n: getattr(self.model, n) for n in swap}
         was_training = self.model.training
-        for n, m in self.ema.items():
+        for n, m in swap.items():
             setattr(self.model, n, m)
         self.model.eval()
         try:
@@ -414,11 +415,18 @@ class Trainer:
         return path
 
     def evaluate(self, log: RunLog) -> dict[str, float]:
-        """The evaluator's metrics of the inference model (EMA weights when kept), logged as eval/<name>."""
+        """The evaluator's metrics of the inference model (EMA weights when kept), logged as eval/<name>:
+        what `ganzoo eval` would write for a checkpoint of this step (a classifier with an EMA: the live
+        D's test_accuracy and the EMA D's test_accuracy_ema)."""
         from .metrics.evaluate import scalars
 
         with self.inference_model() as m:
-            values = scalars(self.evaluator(m))
+            metrics = self.evaluator(m)
+        wants_live = getattr(self.evaluator, "wants_live", None)
+        if self.ema and wants_live is not None and wants_live(self.model):
+            with self.inference_model(ema=False) as m:
+                metrics = self.evaluator.with_live(metrics, self.evaluator(m))
+        values = scalars(metrics)
         log.scalars(self.step, values)
         return values
 

@@ -216,3 +216,22 @@ def test_diversity_ratio_tells_a_collapsed_generator_from_real_images(collapse):
     else:  # real images of each class: about the real spread (6 of them against up to 1000)
         assert 0.7 < m["diversity_ratio"] < 1.3
     assert all(r >= 0 for r in m["diversity_ratio_per_class"])
+
+
+def test_eval_every_with_ema_logs_what_ganzoo_eval_writes(cli_runner, tmp_path, monkeypatch):
+    """SSGAN with an EMA: the in-training eval logs the live D's test_accuracy and the EMA D's
+    test_accuracy_ema, the same numbers `ganzoo eval` writes for the final checkpoint. The accuracy is
+    replaced by a number read off D's weights, so the two Ds cannot score alike by chance."""
+    from ganzoo.models import ssgan
+
+    monkeypatch.setattr(ssgan, "test_accuracy", lambda model, data, batch_size=0: float(model.D.out.bias.sum()))
+    run_dir = _train("ssgan", tmp_path / "ssgan", max_steps_=3, ema=True, ema_decay=0.5, eval_every=3)
+    logged = [r for r in _stats(run_dir) if "eval/test_accuracy" in r]
+    assert [r["step"] for r in logged] == [3]
+    m = _eval(cli_runner, run_dir)
+    ckpt = load_run(run_dir)
+    assert m["test_accuracy"] == pytest.approx(float(ckpt["nets"]["D.out.bias"].sum()))
+    assert m["test_accuracy_ema"] == pytest.approx(float(ckpt["ema"]["D"]["out.bias"].sum()))
+    assert m["test_accuracy"] != pytest.approx(m["test_accuracy_ema"])
+    assert logged[0]["eval/test_accuracy"] == pytest.approx(m["test_accuracy"])
+    assert logged[0]["eval/test_accuracy_ema"] == pytest.approx(m["test_accuracy_ema"])

@@ -134,6 +134,19 @@ class Evaluator:
         return cls(dataset_cfg, model.data, conditional=not model.unconditional, infogan=_is_infogan(model),
                    ssl=hasattr(model, "classify"), **kw)
 
+    @staticmethod
+    def wants_live(model) -> bool:
+        """Whether a run with an EMA is also scored with its live weights: a classifier (SSGAN) reports
+        the live D's test accuracy beside the EMA D's; generators are scored with the EMA only."""
+        return hasattr(model, "classify")
+
+    @staticmethod
+    def with_live(ema: dict, live: dict) -> dict:
+        """The metrics of the EMA model with the live model's test accuracy put first: the EMA D's
+        accuracy becomes `test_accuracy_ema` and the live D's is `test_accuracy` (as `ganzoo eval`)."""
+        rest = {k: v for k, v in ema.items() if k != "test_accuracy"}
+        return {"test_accuracy": live["test_accuracy"], "test_accuracy_ema": ema["test_accuracy"], **rest}
+
     def __call__(self, model) -> dict:
         """The metrics of `model` (put in eval mode for the call, then restored)."""
         was_training = model.training
@@ -214,9 +227,8 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
     metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
                      "num_classes": model.data.num_classes}
     result = ev(model)
-    if hasattr(model, "classify") and ckpt.get("ema") and "D" in ckpt["ema"]:
-        metrics["test_accuracy"] = ev(load_model(run, device=dev, ema=False)[0])["test_accuracy"]
-        metrics["test_accuracy_ema"] = result.pop("test_accuracy")
+    if ckpt.get("ema") and Evaluator.wants_live(model):
+        result = Evaluator.with_live(result, ev(load_model(run, device=dev, ema=False)[0]))
     metrics.update(result)
     return metrics, _write(metrics, run, out)
 
