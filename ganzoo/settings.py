@@ -49,6 +49,7 @@ class OptimSettings:
     lr: float = 2e-4
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999])  # noqa: UP006
     eps: float = 1e-8
+    eps_in_sqrt: bool = False  # adam: divide by sqrt(v + eps) as Theano-era code (improved-gan), not sqrt(v) + eps
     weight_decay: float = 0.0
     momentum: float = 0.0  # sgd only
     schedule: str = "constant"  # constant | linear (to zero at max_steps) | cosine | step (x decay_factor)

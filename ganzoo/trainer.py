@@ -34,6 +34,7 @@ from .data.loader import BatchStream, worker_failure
 from .errors import UserError
 from .images import grid, save_grid
 from .models.base import GANModel, Phase
+from .optimizers import AdamEpsInSqrt
 from .runlog import RunLog
 from .settings import OptimSettings, TrainerSettings
 
@@ -80,15 +81,26 @@ def _tuplify(x):
 def make_optimizer(params: list[nn.Parameter], s: OptimSettings, overrides: dict) -> torch.optim.Optimizer:
     """One optimizer. Fused kernels where the device has them (CPU, CUDA): one launch per step, and
     a step with non-finite gradients can be skipped on the device (`found_inf`) without a host sync."""
-    o = {**{k: getattr(s, k) for k in ("name", "lr", "betas", "eps", "weight_decay", "momentum")}, **overrides}
+    keys = ("name", "lr", "betas", "eps", "eps_in_sqrt", "weight_decay", "momentum")
+    o = {**{k: getattr(s, k) for k in keys}, **overrides}
     device = params[0].device.type if params else "cpu"
     fused = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    if o["eps_in_sqrt"]:
+        if o["name"] != "adam":
+            raise ValueError(f"optim.eps_in_sqrt is an Adam option, and optim.name is {o['name']!r}: set "
+                             f"optim.name=adam or optim.eps_in_sqrt=false")
+        return AdamEpsInSqrt(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"])
     if o["name"] in ("adam", "adamw"):
         cls = torch.optim.Adam if o["name"] == "adam" else torch.optim.AdamW
         return cls(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], weight_decay=o["weight_decay"], **fused)
     if o["name"] == "sgd":
         return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"], **fused)
     raise ValueError(f"unknown optimizer {o['name']!r} (known: adam, adamw, sgd): set optim.name")
+
+
+def skips_on_device(opt: torch.optim.Optimizer) -> bool:
+    """Whether `opt.step()` honours `opt.found_inf` on the device (torch's fused kernels; AdamEpsInSqrt)."""
+    return bool(opt.defaults.get("fused")) or getattr(opt, "skips_on_device", False)
 
 
 def lr_lambda(schedule: str, decay_start: int, max_steps: int, decay_factor: float = 0.1):
@@ -309,12 +321,12 @@ class Trainer:
         grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
         if grads:
             torch._amp_foreach_non_finite_check_and_unscale_(grads, found, self._one)
-        if opt.defaults.get("fused"):
+        if skips_on_device(opt):
             opt.found_inf, opt.grad_scale = found, None
         return found
 
     def _step(self, opt: torch.optim.Optimizer, bad: torch.Tensor) -> None:
-        if self.scaler.is_enabled() or opt.defaults.get("fused"):
+        if self.scaler.is_enabled() or skips_on_device(opt):
             self.scaler.step(opt)  # skips on the device when `bad` (or the scaler's own check) is set
         elif not bool(bad):  # no fused kernels on this device (e.g. mps): one host sync per phase
             opt.step()
