@@ -205,6 +205,7 @@ class Trainer:
         if settings.on_save_error not in ("stop", "continue"):
             raise ValueError(f"unknown trainer.on_save_error {settings.on_save_error!r} (known: stop, continue)")
         self.save_failures = 0
+        self._health_warned = False  # model.health's first warning of this process is printed
         self.fixed = stream.fixed_batch(settings.n_samples)
 
     # -- state ----------------------------------------------------------------------------------
@@ -395,7 +396,13 @@ class Trainer:
         values["steps_per_s"] = (self.step - step0) / max(now - t0, 1e-9)
         if partial:  # a window cut short by the end of the run; dropped from the log on resume
             values["partial"] = True
+        warning = None if self._health_warned else self.model.health(self.step, values)
+        if warning:  # printed once, and kept in that stats.jsonl line
+            values["warning"] = warning
+            self._health_warned = True
         log.scalars(self.step, values)
+        if warning:
+            log.message(f"[yellow]{warning}[/]")
         self._after_nonfinite(values, log)
         return now, self.step
 

@@ -323,3 +323,25 @@ def test_ssgan_config_sets_100_labels_as_a_dataset_key():
         assert cfg.dataset.labels_per_class == 10 and cfg.dataset.label_seed == 0 and cfg.dataset.name == "mnist"
         cfg = compose("train", overrides=["model=ssgan", "dataset.labels_per_class=3"])
         assert cfg.dataset.labels_per_class == 3 and "labels_per_class" not in cfg.model
+
+
+def test_health_warns_on_a_collapsed_generator_only():
+    model = ssgan_mod.SSGAN(INFO, **TINY)
+    collapsed = {"D/loss_unl": 0.004, "G/loss": 47.9}  # the 2-thread seed-0 run of docs/models.md at 3k steps
+    msg = model.health(3000, collapsed)
+    assert msg and "collapsed by step 3000" in msg and "seed" in msg
+    assert model.health(1000, collapsed) is None  # early dips recover (seed 9 of the sweep: 0.008 / 22 at 1k)
+    for healthy in ({"D/loss_unl": 0.21, "G/loss": 2.6}, {"D/loss_unl": 0.26, "G/loss": 12.5},
+                    {"D/loss_unl": 0.004, "G/loss": 3.0}, {}):
+        assert model.health(5000, healthy) is None
+
+
+def test_trainer_prints_the_first_health_warning_and_keeps_it_in_the_stats(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ssgan_mod.SSGAN, "health", lambda self, step, stats: f"collapsed at {step}")
+    settings = TrainerSettings(max_steps=3, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
+                               progress=False, tensorboard=False, device="cpu")
+    run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=dict(MODEL_TINY_DATA), trainer=settings,
+              optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
+    rows = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [r.get("warning") for r in rows if "warning" in r] == ["collapsed at 1"]
+    assert capsys.readouterr().err.count("collapsed at") == 1

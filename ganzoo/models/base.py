@@ -55,6 +55,11 @@ class GANModel(nn.Module):
         """Work shared by the phases of one iteration (done once). Default: nothing."""
         return {}
 
+    def health(self, step: int, stats: dict[str, float]) -> str | None:
+        """A warning about the run read off the means of the last log window (`stats`: host floats,
+        so no extra sync), or None. The trainer prints the first one of a run. Default: none."""
+        return None
+
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 

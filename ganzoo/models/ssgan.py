@@ -284,6 +284,20 @@ class SSGAN(GANModel):
         _, f = self.D(torch.cat([x_unl.to(fake.dtype), fake]), features=True)
         return {"loss": feature_matching(f[:x_unl.shape[0]].detach(), f[x_unl.shape[0]:])}
 
+    COLLAPSE_CHECK_FROM = 2500  # steps; healthy runs have D/loss_unl > 0.1 and G/loss < 10 from ~2k on
+
+    def health(self, step: int, stats: dict[str, float]) -> str | None:
+        """Warns when G has collapsed: D tells every fake apart (D/loss_unl near 0) while feature
+        matching diverges (G/loss > 20). G's tanh output is then saturated — every z gives the same
+        binary image — no gradient brings it back, and the test accuracy falls back towards the
+        labels-only level (measured: docs/models.md, SSGAN row)."""
+        unl, fm = stats.get("D/loss_unl"), stats.get("G/loss")
+        if step < self.COLLAPSE_CHECK_FROM or unl is None or fm is None or not (unl < 0.02 and fm > 20):
+            return None
+        return (f"ssgan: the generator has collapsed by step {step} (D/loss_unl {unl:.4f}, feature-matching "
+                f"G/loss {fm:.1f}): the unlabeled images no longer help D and test accuracy will fall back "
+                f"towards the labels-only level; restart with another seed (seed=1)")
+
     # -- inference ------------------------------------------------------------------------------
     def classify(self, x: Tensor) -> Tensor:
         """The K class logits of images x in [−1, 1] (call in eval mode for test-time predictions)."""
