@@ -111,7 +111,7 @@ def data_home(root: str | os.PathLike | None = None) -> Path:
     """Where datasets and caches live: `root`, else $GANZOO_DATA, else ~/.cache/ganzoo/data."""
     if root:
         return Path(os.path.expanduser(str(root)))
-    return Path(os.environ.get("GANZOO_DATA", "~/.cache/ganzoo/data")).expanduser()
+    return Path(os.environ.get("GANZOO_DATA") or "~/.cache/ganzoo/data").expanduser()  # empty = unset
 
 
 def atomic_torch_save(obj, path: Path) -> None:
