@@ -139,3 +139,11 @@ def test_not_trivial_but_learnable(tmp_path):
     w = torch.linalg.solve(a1.T @ a1 + 10 * torch.eye(785, dtype=a1.dtype), a1.T @ F.one_hot(b, 10).double())
     ridge = ((x1 @ w).argmax(1) == y).double().mean().item()
     assert ridge >= 0.85, ridge
+
+
+def test_data_home_order_and_an_empty_variable_means_unset(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANZOO_DATA", str(tmp_path / "env"))
+    assert data_home(str(tmp_path / "root")) == tmp_path / "root"
+    assert data_home() == tmp_path / "env"
+    monkeypatch.setenv("GANZOO_DATA", "")  # e.g. `GANZOO_DATA= ganzoo train`: not the current directory
+    assert data_home() == Path("~/.cache/ganzoo/data").expanduser()
