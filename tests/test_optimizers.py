@@ -10,7 +10,7 @@ from ganzoo.optimizers import AdamEpsInSqrt
 from ganzoo.settings import OptimSettings
 from ganzoo.trainer import make_optimizer, skips_on_device
 
-from .test_reliability import _poison_loss, _stats, _train
+from .test_reliability import _poison_d_step_3, _stats, _train
 
 
 def _reference(p, grads, lr, b1, b2, eps, wd):
@@ -81,21 +81,7 @@ def test_make_optimizer_builds_it_only_for_adam():
 def test_trainer_skips_a_nan_step_on_the_device_and_resumes_exactly(tmp_path):
     optim = OptimSettings(eps_in_sqrt=True)
     snap = {}
-
-    def hook(t):
-        _poison_loss("D", {3})(t)
-        original = t.train_step
-
-        def step(batch):
-            if t.step == 3:
-                snap["before"] = [p.detach().clone() for p in t.model.D.parameters()]
-            original(batch)
-            if t.step == 4:
-                snap["after"] = [p.detach().clone() for p in t.model.D.parameters()]
-
-        t.train_step = step
-
-    t = _train(tmp_path / "a", hook=hook, optim=optim)
+    t = _train(tmp_path / "a", hook=_poison_d_step_3(snap), optim=optim)
     assert isinstance(t.opt["D"], AdamEpsInSqrt)
     assert all(torch.equal(a, b) for a, b in zip(snap["before"], snap["after"])), "the bad D step changed D"
     assert sum(r.get("nonfinite/D", 0) for r in _stats(tmp_path / "a")) == 1

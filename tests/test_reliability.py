@@ -75,8 +75,8 @@ def _stats(run_dir) -> list[dict]:
     return [json.loads(x) for x in (Path(run_dir) / "stats.jsonl").read_text().splitlines()]
 
 
-def test_nan_loss_is_skipped_on_device_and_counted(tmp_path):
-    snap = {}
+def _poison_d_step_3(snap: dict):
+    """Hook: D's loss is NaN at step 3; D's weights are kept in `snap` before and after that step."""
 
     def hook(t):
         _poison_loss("D", {3})(t)
@@ -91,7 +91,12 @@ def test_nan_loss_is_skipped_on_device_and_counted(tmp_path):
 
         t.train_step = step
 
-    t = _train(tmp_path, hook=hook)
+    return hook
+
+
+def test_nan_loss_is_skipped_on_device_and_counted(tmp_path):
+    snap = {}
+    t = _train(tmp_path, hook=_poison_d_step_3(snap))
     assert all(torch.equal(a, b) for a, b in zip(snap["before"], snap["after"])), "the bad D step changed D"
     counts = {r["step"]: r.get("nonfinite/D", 0) for r in _stats(tmp_path)}
     assert counts[4] == 1 and sum(counts.values()) == 1
