@@ -15,13 +15,15 @@ import re
 import sys
 import traceback
 from importlib import resources
-from pathlib import Path
 
 import click
 
 from . import __version__
 from .commands.data import register as _register_data_commands
+from .completion import complete_overrides
 from .completion import install as _install_completion
+from .errors import UserError
+from .overrides import flags_first, with_resume
 
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
                             "[key=value ...] [-m]"),
@@ -32,56 +34,11 @@ HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo trai
                   "translate": ("ganzoo.commands.translate", "Translate images with a run: ganzoo translate "
                                 "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]")}
 CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
-# Hydra flags that take a value (so that reordering keeps the value with its flag)
-_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
-                "--config-dir", "-sc", "--shell-completion", "--experimental-rerun"}
-_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-
 _DETAIL = re.compile(r"^\s*(full_key|reference_type|object_type|value_type|key|msg):")
 
 
 class ConfigError(click.ClickException):
     exit_code = 2
-
-
-def flags_first(args: list[str]) -> list[str]:
-    """Move Hydra flags (and their values) before the overrides: hydra 1.3's parser needs them first."""
-    flags, rest, i = [], [], 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("-"):
-            flags.append(a)
-            takes = a in _VALUE_FLAGS or (a in ("-i", "--info") and i + 1 < len(args) and args[i + 1] in _INFO_CHOICES)
-            if takes and i + 1 < len(args):
-                flags.append(args[i + 1])
-                i += 1
-        else:
-            rest.append(a)
-        i += 1
-    return flags + rest
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def with_resume(args: list[str]) -> list[str]:
-    """`resume=<run>`: the run's own overrides first (the new ones win), and its folder as the output."""
-    resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
-    if not resume or resume in ("null", "None") or "-m" in args or "--multirun" in args:
-        return args
-    saved = Path(resume) / ".hydra" / "overrides.yaml"
-    old: list[str] = []
-    if saved.is_file():
-        import yaml  # PyYAML comes with omegaconf
-
-        old = [o for o in (yaml.safe_load(saved.read_text()) or []) if _key(o) != "resume"]
-    new_keys = {_key(a) for a in args if not a.startswith("-")}
-    merged = [o for o in old if _key(o) not in new_keys] + list(args)
-    if "hydra.run.dir" not in new_keys:
-        merged.append(f"hydra.run.dir={resume}")
-    return merged
 
 
 def one_line(e: BaseException) -> str:
@@ -110,6 +67,7 @@ def one_line(e: BaseException) -> str:
 
 
 def run_hydra(main_fn, prog: str, args: list[str]) -> None:
+    # hydra and omegaconf are imported inside the functions that use them: `ganzoo --help` stays fast
     from hydra.errors import HydraException, InstantiationException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -173,8 +131,6 @@ def cli() -> None:
 
 
 def _complete(ctx, param, incomplete):
-    from .completion import complete_overrides
-
     return complete_overrides(ctx.info_name, ctx.params.get("overrides") or (), incomplete)
 
 
@@ -197,7 +153,7 @@ _install_completion()  # bash/zsh scripts that complete `group=option` and `key.
 @cli.command("list")
 def list_cmd() -> None:
     """List the models and datasets, one line each."""
-    from rich.console import Console
+    from rich.console import Console  # here, not at the top: start-up speed of the other commands
     from rich.table import Table
 
     console = Console()
@@ -232,8 +188,7 @@ def data_verify(target: str, workers: int | None, max_pixels: int | None) -> Non
     path). Each image is fully decoded; every bad file (zero-byte, truncated, not an image, content
     not matching the extension, decompression bomb, ...) is listed with its reason. Exit status 1 if
     any file is bad, 0 if all are good."""
-    from .data.verify import run
-    from .errors import UserError
+    from .data.verify import run  # here, not at the top: it loads numpy and Pillow (start-up speed)
 
     try:
         code = run(target, workers=workers, max_pixels=max_pixels)

@@ -28,12 +28,10 @@ from click.shell_completion import (
     split_arg_string,
 )
 
+from .overrides import VALUE_FLAGS, takes_value, with_resume
+
 PRIMARY_CONFIGS = {"train": "train", "sample": "sample"}
 CONF_PACKAGE = "pkg://ganzoo.conf"
-# Hydra flags that take a value (their values are not overrides)
-_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn", "--config-name", "-cd",
-                "--config-dir", "-sc", "--shell-completion", "--experimental-rerun"}
-_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 _CFG_CHOICES = ("job", "hydra", "all")
 # keys whose value is a path: complete files and folders after `key=`
 PATH_KEYS = {"run", "out", "resume", "hydra.run.dir", "hydra.sweep.dir", "dataset.root", "input", "weights"}
@@ -41,7 +39,7 @@ _NO_SPACE = ("=", ".", "/")
 
 
 # ---------------------------------------------------------------------------------------------------
-# the engine
+# the engine (hydra is imported inside these functions: start-up speed, see the docstring)
 
 
 def _split_previous(previous: tuple[str, ...] | list[str]) -> tuple[list[str], dict[str, str], bool]:
@@ -57,13 +55,11 @@ def _split_previous(previous: tuple[str, ...] | list[str]) -> tuple[list[str], d
             name, eq, val = a.partition("=")
             if a in ("-m", "--multirun"):
                 multirun = True
-            elif eq and name.startswith("--") and name in _VALUE_FLAGS:
+            elif eq and name.startswith("--") and name in VALUE_FLAGS:
                 flags[name] = val
-            elif a in _VALUE_FLAGS or (a in ("-i", "--info") and i + 1 < len(items)
-                                       and items[i + 1] in _INFO_CHOICES):
-                if i + 1 < len(items):
-                    flags[a] = items[i + 1]
-                    i += 1
+            elif takes_value(items, i):
+                flags[a] = items[i + 1]
+                i += 1
         else:
             overrides.append(a)
         i += 1
@@ -160,8 +156,6 @@ def _query(command: str, previous, incomplete: str) -> list[str]:
     config_dir = _flag(flags, "-cd", "--config-dir")
     if command == "train" and any(o.startswith("resume=") for o in overrides):
         try:  # the run's own overrides decide its groups (model.<Tab> lists the run's model keys)
-            from .cli import with_resume
-
             overrides = with_resume(overrides)
         except Exception:
             pass
@@ -206,7 +200,7 @@ def complete_overrides(command: str, previous: tuple[str, ...], incomplete: str)
             plugin, _ = _plugin(_flag(flags, "-cd", "--config-dir"))
             names = plugin.config_loader.get_group_options("", results_filter=ObjectType.CONFIG)
             return [CompletionItem(n) for n in names if n.startswith(incomplete) and not n.endswith("_schema") and not n.startswith("_")]
-        if previous and previous[-1] in _VALUE_FLAGS:  # -p, -cp, ...: nothing to offer
+        if previous and previous[-1] in VALUE_FLAGS:  # -p, -cp, ...: nothing to offer
             return []
         return [CompletionItem(c) for c in _query(command, previous, incomplete)]
     except BaseException:  # incl. SystemExit from Hydra's argparse: no candidates, no traceback

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganzoo.cli import flags_first, with_resume
+from ganzoo.overrides import flags_first, with_resume
 
 from .conftest import TINY_DATA, TINY_OVERRIDES, invoke
 

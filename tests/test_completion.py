@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import ganzoo
 from ganzoo.completion import complete_overrides, install
 
 # train.yaml's defaults name dataset `digits`: without conf/dataset/digits.yaml nothing composes
@@ -108,3 +111,27 @@ def test_sources_carry_the_fixes():
     assert "COMP_LINE" in r.output and "compopt -o nospace" in r.output and "COMP_WORDBREAKS" in r.output
     r = CliRunner().invoke(cli, [], prog_name="ganzoo", env={"_GANZOO_COMPLETE": "zsh_source"})
     assert "-S ''" in r.output
+
+
+def test_resume_completes_the_runs_own_model_keys(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- dataset=mnist\n- model=gan\n")
+    assert values("train", (f"resume={tmp_path}",), "model.d_u") == ["model.d_units="]
+
+
+def test_completion_reads_the_line_through_overrides_not_cli():
+    """completion.py never imports cli.py (cli imports it); overrides.py imports no framework and no
+    ganzoo module but errors."""
+    def imports(name):  # absolute names, function-local imports included
+        found = set()
+        for n in ast.walk(ast.parse((Path(ganzoo.__file__).parent / f"{name}.py").read_text())):
+            if isinstance(n, ast.ImportFrom):
+                base = ".".join(filter(None, ["ganzoo" if n.level else "", n.module or ""]))
+                found |= {base} | {f"{base}.{a.name}" for a in n.names}
+            elif isinstance(n, ast.Import):
+                found |= {a.name for a in n.names}
+        return found
+
+    assert not [m for m in imports("completion") if m == "ganzoo.cli" or m.startswith("ganzoo.cli.")]
+    assert not [m for m in imports("overrides") if m.split(".")[0] in ("click", "hydra", "omegaconf")
+                or (m.startswith("ganzoo") and not m.startswith("ganzoo.errors"))]
