@@ -65,13 +65,14 @@ import torch.nn.functional as F
 from ganzoo.data.base import DataInfo, ImageDataset, TensorImageDataset
 from ganzoo.data.loader import BatchStream
 from ganzoo.data.two_domain import TensorPairDataset
-from ganzoo.models.base import GANModel
+from ganzoo.models.base import TRANSLATE, GANModel
 from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.models.gan import GAN
 from ganzoo.models.pix2pix import Pix2Pix
+from ganzoo.runtime import pick_device
 from ganzoo.settings import OptimSettings, TrainerSettings
-from ganzoo.trainer import Trainer, make_optimizer, pick_device
+from ganzoo.trainer import Trainer, make_optimizer
 
 SEED = 0
 N_ITEMS = 4096  # synthetic dataset size: 64 batches of 64 per epoch
@@ -463,7 +464,7 @@ def measure_sampling(model: GANModel, device: torch.device, plan: Plan, n: int =
     `model.translate` of n random images (pix2pix: one at a time with batch statistics, as the paper)."""
     was_training = model.training
     model.eval()
-    if callable(getattr(model, "translate", None)):
+    if model.can(TRANSLATE):
         x = torch.rand(n, model.data.channels, model.data.resolution, model.data.resolution, device=device) * 2 - 1
 
         def infer():

@@ -80,10 +80,10 @@ def report() -> None:
     import torch
     import torch.nn.functional as F
 
+    from ganzoo.build import load_model
     from ganzoo.data.hr_folder import folder_images
     from ganzoo.metrics.sr import crop_to_multiple, y_channel
     from ganzoo.nn.sr import downscale, upscale_bicubic
-    from ganzoo.run import load_model
 
     torch.set_num_threads(1)
     out = {}

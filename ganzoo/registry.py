@@ -63,3 +63,4 @@ class Registry(Generic[T]):
 
 MODELS: Registry = Registry("model", "ganzoo.models")
 DATASETS: Registry = Registry("dataset", "ganzoo.data")
+SUITES: Registry = Registry("metric suite", "ganzoo.metrics")  # a model names its suites (GANModel.suites)

@@ -9,15 +9,26 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .build import SUBSET_KEYS, build_dataset, build_model, labeled_subset_args, split_name
+from .build import (
+    SUBSET_KEYS,
+    Splits,
+    build_dataset,
+    build_model,
+    labeled_subset_args,
+    load_model,
+    load_pretrained,
+    split_name,
+)
 from .checkpoint import load_run
 from .data.base import DataInfo
-from .data.loader import BatchStream, balanced_subset, dataset_labels
+from .data.loader import BatchStream
 from .errors import UserError
 from .images import save_grid, save_images
-from .models.base import GANModel, class_rows
+from .metrics.suite import EvalOptions, Evaluation, scalars
+from .models.base import CONDITIONAL, TRANSLATE, TRAVERSE, class_rows
+from .runtime import pick_device, seed_everything
 from .settings import OptimSettings, TrainerSettings, resolve_epochs
-from .trainer import Trainer, pick_device, seed_everything
+from .trainer import Trainer
 
 log = logging.getLogger("ganzoo")
 
@@ -66,33 +77,27 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         for key, now in (("torch_version", str(torch.__version__)), ("ganzoo_version", __version__)):
             if ckpt.get(key) != now:
                 log.warning("resuming a checkpoint written by %s %s with %s", key.split("_")[0], ckpt.get(key), now)
-    labeled = None  # semi-supervised models (labeled_subset = True) see the labels of a fixed subset only
-    per_class, label_seed = labeled_subset_args(dataset_cfg)
-    if getattr(model, "labeled_subset", False):
-        if per_class is None:
-            raise UserError(f"model {model_name!r} is semi-supervised: set dataset.labels_per_class (e.g. "
-                            f"+dataset.labels_per_class=10 for 100 labels on MNIST)")
-        labeled = balanced_subset(dataset_labels(data), per_class, label_seed, data.info.num_classes)
+    load_pretrained(model, training=True, fresh=ckpt is None)
+    if data.labeled_subset is not None:
+        per_class, label_seed = labeled_subset_args(dataset_cfg)
         log.info("labeled subset: %d of %d images (%d per class, label_seed %d); every image is used unlabeled",
-                 labeled.numel(), len(data), per_class, label_seed)
-    elif per_class is not None:
-        raise UserError(f"dataset.labels_per_class={per_class} is for semi-supervised models (model=ssgan); "
-                        f"model {model_name!r} uses every label: drop dataset.labels_per_class")
+                 data.labeled_subset.numel(), len(data), per_class, label_seed)
     stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,
-                         labeled_subset=labeled,
-                         labeled_batch_size=trainer.batch_size // getattr(model, "labeled_batch_divisor", 1))
+                         labeled_batch_size=model.batch_size_of("image_l", trainer.batch_size))
     trainer, optim = resolve_epochs(trainer, optim, stream.steps_per_epoch)  # epoch counts -> steps
     meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
             "data": data.info.to_dict(), "config": config}
     evaluator = None
     if trainer.eval_every:
-        from .metrics.evaluate import Evaluator
-
         with torch.random.fork_rng(devices=[]):  # a judge trained now must not shift the run's random stream
-            evaluator = Evaluator.for_model(model, dataset_cfg, device=device, n_per_class=trainer.eval_n_per_class,
-                                            model_name=model_name)
+            evaluation = Evaluation(model, Splits(dataset_cfg, train=data),
+                                    EvalOptions(device=device, n_per_class=trainer.eval_n_per_class,
+                                                model_name=model_name))
+
+        def evaluator(open_model, has_ema: bool) -> dict[str, float]:
+            return scalars(evaluation.run(open_model, has_ema))
     try:
         t = Trainer(model, stream, settings=trainer, optim=optim, run_dir=run_dir, seed=seed, device=device,
                     meta=meta, evaluator=evaluator)
@@ -106,18 +111,6 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
              trainer.max_steps, run_dir)
     t.fit()
     return t
-
-
-def load_model(run: str | os.PathLike, *, device: torch.device, ema: bool = True) -> tuple[GANModel, dict]:
-    """Rebuild a run's model from its newest checkpoint alone (EMA weights when present and wanted)."""
-    ckpt = load_run(run, map_location=device)
-    info = DataInfo(**{**ckpt["data"], "fields": tuple(ckpt["data"]["fields"])})
-    model = build_model(ckpt["model"]["name"], ckpt["model"]["args"], info).to(device)
-    model.load_state_dict(ckpt["nets"])
-    if ema and ckpt.get("ema"):
-        for n, sd in ckpt["ema"].items():
-            getattr(model, n).load_state_dict(sd)
-    return model.eval(), ckpt
 
 
 @torch.no_grad()
@@ -134,13 +127,13 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=ema)
     name, k = ckpt["model"]["name"], model.data.num_classes
-    if callable(getattr(model, "translate", None)):  # image-to-image: the training grid on n test images
+    if model.can(TRANSLATE):  # image-to-image: the training grid on n test images
         test = BatchStream(build_dataset(ckpt["dataset"], split="test"), batch_size=1, seed=seed, device=dev)
         images = model.preview(n, generator=torch.Generator(dev).manual_seed(seed), batch=test.fixed_batch(n))
         return _write(images.cpu(), out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
                       nrow or model.grid_nrow(images.shape[0]), "sample_")
     if traverse is not None:
-        if not hasattr(model, "traverse"):
+        if not model.can(TRAVERSE):
             raise UserError(f"model {name!r} has no latent codes to traverse: drop traverse=")
         if labels is not None or per_class is not None:
             raise UserError("give traverse=<code> or labels=/per_class=, not both")
@@ -156,7 +149,7 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
                       nrow, f"traverse_{traverse}_")
     label_t = None
     if labels is not None or per_class is not None:
-        if model.unconditional:
+        if not model.can(CONDITIONAL):
             raise UserError(f"model {name!r} is unconditional: drop labels= and per_class=")
         if labels is not None and per_class is not None:
             raise UserError("give labels=[...] or per_class=<k>, not both")
@@ -170,7 +163,7 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
                 raise UserError(f"labels={labels}: each label must be in 0..{k - 1} for model {name!r}")
             label_t = torch.tensor(labels, device=dev)
         n = label_t.shape[0]
-    elif not model.unconditional:
+    elif model.can(CONDITIONAL):
         label_t = model.default_labels(n)
     g = torch.Generator(dev).manual_seed(seed)
     images = torch.cat([model.generate(min(batch_size, n - i), generator=g,

@@ -15,15 +15,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import random
 import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,46 +33,8 @@ from .images import grid, save_grid
 from .models.base import GANModel, Phase
 from .optimizers import AdamEpsInSqrt
 from .runlog import RunLog
+from .runtime import Interrupted, StopRequest, rng_state, set_rng_state
 from .settings import OptimSettings, TrainerSettings
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                      "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(_tuplify(state["python"]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
 def make_optimizer(params: list[nn.Parameter], s: OptimSettings, overrides: dict) -> torch.optim.Optimizer:
@@ -118,46 +77,19 @@ def lr_lambda(schedule: str, decay_start: int, max_steps: int, decay_factor: flo
     raise ValueError(f"unknown schedule {schedule!r} (known: constant, linear, cosine, step): set optim.schedule")
 
 
-class Interrupted(Exception):
-    """Training stopped by a signal after saving a checkpoint; the process should exit 128 + signum."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 class Diverged(UserError):
     """Non-finite losses, gradients or weights under on_nan=stop (or rollbacks exhausted)."""
 
     exit_code = 3
 
 
-class StopRequest:
-    """SIGINT, SIGTERM and SIGUSR1 (sent by Slurm/submitit before the time limit) only set a flag;
-    the loop saves at the next step boundary. A second SIGINT raises KeyboardInterrupt at once
-    (checkpoint writes are atomic, so nothing is corrupted)."""
+_UNSET = object()
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread (e.g. not under joblib threads)
-        for sig in self.SIGNALS:
-            self._old[sig] = signal.signal(sig, self._handle)
-
-    def uninstall(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
+def _unique(params) -> list[nn.Parameter]:
+    """The parameters in order, each once (a parameter shared by several nets is listed once)."""
+    seen: set[int] = set()
+    return [p for p in params if not (id(p) in seen or seen.add(id(p)))]
 
 
 def _tensors(tree, prefix: str):
@@ -170,9 +102,12 @@ def _tensors(tree, prefix: str):
 
 class Trainer:
     def __init__(self, model: GANModel, stream: BatchStream, *, settings: TrainerSettings, optim: OptimSettings,
-                 run_dir: str | Path, seed: int, device: torch.device, meta: dict, evaluator=None):
+                 run_dir: str | Path, seed: int, device: torch.device, meta: dict,
+                 evaluator: Callable[[Callable, bool], dict[str, float]] | None = None):
         self.model, self.stream, self.s, self.device = model, stream, settings, device
-        self.evaluator = evaluator  # metrics of the live (EMA) model every `eval_every` steps (metrics.Evaluator)
+        # every `eval_every` steps: evaluator(open_model, has_ema) -> {"eval/<name>": value}, where
+        # open_model(ema: bool) is a context giving the model to score (`inference_model`)
+        self.evaluator = evaluator
         self.run_dir, self.seed, self.meta = Path(run_dir), seed, meta
         self.phases: list[Phase] = model.phases()
         names = {n for p in self.phases for n in p.nets}
@@ -180,19 +115,39 @@ class Trainer:
         if unknown:
             raise ValueError(f"optim.phases has {sorted(unknown)}, but this model's phases are "
                              f"{[p.name for p in self.phases]}")
+        frozen = set(model.frozen_nets())
+        if frozen & (names | set(model.ema_nets)):
+            raise ValueError(f"frozen pretrained parts {sorted(frozen & (names | set(model.ema_nets)))} are trained by a "
+                             f"phase or kept in the EMA: a frozen part is in neither")
+        for n in frozen:
+            getattr(model, n).requires_grad_(False)
         self.nets = {n: getattr(model, n) for n in sorted(names)}
-        self._params = {n: list(m.parameters()) for n, m in self.nets.items()}
-        self._trainable: dict[str, bool] = {}
-        self.opt = {p.name: make_optimizer([q for n in p.nets for q in getattr(model, n).parameters()], optim,
-                                           dict(optim.phases.get(p.name, {}))) for p in self.phases}
+        # parameters shared by several nets (CoGAN, UNIT) are one entry each: one update per step
+        phase_params = {p.name: _unique(q for n in p.nets for q in getattr(model, n).parameters()) for p in self.phases}
+        owner: dict[int, str] = {}
+        for name, params in phase_params.items():
+            for q in params:
+                if owner.setdefault(id(q), name) != name:
+                    raise ValueError(f"a parameter is trained by phases {owner[id(q)]} and {name}: it would be updated "
+                                     f"twice per step; share it only between nets of one phase")
+        self._params = _unique(q for n in self.nets.values() for q in n.parameters())
+        index = {id(q): i for i, q in enumerate(self._params)}
+        self._net_params = {n: frozenset(index[id(q)] for q in m.parameters()) for n, m in self.nets.items()}
+        self._grad_key: object = _UNSET  # the nets whose gradients are on now (None: every phase's nets)
+        self._grad_flips: dict[tuple, list[tuple[nn.Parameter, bool]]] = {}
+        self.opt = {p.name: make_optimizer(phase_params[p.name], optim, dict(optim.phases.get(p.name, {})))
+                    for p in self.phases}
         lam = lr_lambda(optim.schedule, optim.decay_start, settings.max_steps, optim.decay_factor)
         self.sched = {k: torch.optim.lr_scheduler.LambdaLR(o, lam) for k, o in self.opt.items()}
         if settings.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"unknown trainer.amp {settings.amp!r} (known: none, bf16, fp16)")
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[settings.amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=settings.amp == "fp16")
-        self.ema = ({n: copy.deepcopy(getattr(model, n)).requires_grad_(False).eval()
-                     for n in model.ema_nets} if settings.ema else {})
+        # one deepcopy of all EMA nets together: parameters they share stay shared in the copies
+        self.ema = ({n: m.requires_grad_(False).eval() for n, m in
+                     copy.deepcopy({n: getattr(model, n) for n in model.ema_nets}).items()} if settings.ema else {})
+        self._ema_pairs = self._pairs(lambda m: m.parameters())
+        self._ema_buffers = self._pairs(lambda m: m.buffers())
         self.step = 0
         self._acc: dict[str, torch.Tensor] = {}
         self._cnt: dict[str, int] = {}
@@ -272,13 +227,27 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _on(self, key) -> frozenset[int]:
+        if key is None:
+            return frozenset(range(len(self._params)))
+        return frozenset().union(*(self._net_params[n] for n in key))
+
     def _set_trainable(self, nets: tuple[str, ...] | None) -> None:
-        for n, params in self._params.items():
-            on = nets is None or n in nets
-            if self._trainable.get(n) != on:  # only flip what changes: ~5 µs instead of ~100 µs per step
-                for p in params:
-                    p.requires_grad_(on)
-                self._trainable[n] = on
+        """Gradients on for the parameters of `nets` (None: of every phase's nets), off for the others.
+        Only what changes is flipped (~5 µs instead of ~100 µs per step); the flips between two keys are
+        worked out once. By parameter, not by net, so a parameter shared by two nets is never half on."""
+        key = nets
+        if key == self._grad_key:
+            return
+        flips = self._grad_flips.get((self._grad_key, key))
+        if flips is None:
+            on = self._on(key)
+            before = None if self._grad_key is _UNSET else self._on(self._grad_key)
+            flips = [(p, i in on) for i, p in enumerate(self._params) if before is None or (i in on) != (i in before)]
+            self._grad_flips[(self._grad_key, key)] = flips
+        for p, flag in flips:
+            p.requires_grad_(flag)
+        self._grad_key = key
 
     def train_step(self, batch: dict) -> None:
         self._set_trainable(None)  # prepare() may build graphs that later phases backprop through
@@ -337,12 +306,22 @@ class Trainer:
         if not self.ema:
             return
         decay = self.s.ema_decay if self.step >= self.s.ema_start else 0.0
-        for n, ema in self.ema.items():
-            live = getattr(self.model, n)
-            ema_p, live_p = list(ema.parameters()), list(live.parameters())
-            torch._foreach_lerp_(ema_p, live_p, 1.0 - decay)
-            for b_ema, b in zip(ema.buffers(), live.buffers()):
-                b_ema.copy_(b)
+        ema_p, live_p = self._ema_pairs
+        torch._foreach_lerp_(ema_p, live_p, 1.0 - decay)
+        for b_ema, b in zip(*self._ema_buffers):
+            b_ema.copy_(b)
+
+    def _pairs(self, tensors) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(EMA tensors, live tensors) of every EMA net, each shared tensor once (one update per step)."""
+        seen: set[int] = set()
+        ema, live = [], []
+        for n, m in self.ema.items():
+            for e, t in zip(tensors(m), tensors(getattr(self.model, n))):
+                if id(e) not in seen:
+                    seen.add(id(e))
+                    ema.append(e)
+                    live.append(t)
+        return ema, live
 
     # -- reporting ------------------------------------------------------------------------------
     def flush_stats(self) -> dict[str, float]:
@@ -434,18 +413,10 @@ class Trainer:
         return path
 
     def evaluate(self, log: RunLog) -> dict[str, float]:
-        """The evaluator's metrics of the inference model (EMA weights when kept), logged as eval/<name>:
-        what `ganzoo eval` would write for a checkpoint of this step (a classifier with an EMA: the live
-        D's test_accuracy and the EMA D's test_accuracy_ema)."""
-        from .metrics.evaluate import scalars
-
-        with self.inference_model() as m:
-            metrics = self.evaluator(m)
-        wants_live = getattr(self.evaluator, "wants_live", None)
-        if self.ema and wants_live is not None and wants_live(self.model):
-            with self.inference_model(ema=False) as m:
-                metrics = self.evaluator.with_live(metrics, self.evaluator(m))
-        values = scalars(metrics)
+        """The evaluation callable's numbers for the inference model (it opens the model with EMA weights
+        when kept, and the live ones where its metrics want both), logged as given (eval/<name>): what
+        `ganzoo eval` would write for a checkpoint of this step."""
+        values = self.evaluator(self.inference_model, bool(self.ema))
         log.scalars(self.step, values)
         return values
 

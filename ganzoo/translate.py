@@ -10,7 +10,7 @@ is larger than the image) and the output cropped back to the input's size times 
 (super-resolution models). Images are batched by size (`batch_size` per forward) and converted to
 the channels of the model's input domain (grey <-> RGB, see `ganzoo.data.imagecheck.convert_image`).
 
-The model comes from the run folder alone (`ganzoo.run.load_model`; EMA weights when the run has
+The model comes from the run folder alone (`ganzoo.build.load_model`; EMA weights when the run has
 them and `ema` is on), or, with `weights=<.pth file or download name>` and `model=cyclegan|pix2pix`,
 from an official generator (`ganzoo.nn.translation.load_official_generator`): pix2pix's runs as the
 reference's test.py (dropout on, each image's own batch statistics), CycleGAN's in eval mode.
@@ -30,10 +30,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from .build import load_model
 from .data.folder import find_images
 from .data.imagecheck import is_image_file, load_image
 from .errors import UserError
 from .images import to_uint8
+from .models.base import TRANSLATE
+from .runtime import pick_device
 
 DIRECTIONS = ("AtoB", "BtoA")
 OFFICIAL_MODELS = ("cyclegan", "pix2pix")
@@ -145,30 +148,25 @@ def translate_batch(t: Translator, x: Tensor) -> Tensor:
 
 def from_run(run: str, *, device: torch.device, ema: bool, direction: str | None) -> tuple[Translator, str]:
     """The run's model as a Translator, and the direction it will translate."""
-    from .run import load_model
-
     model, ckpt = load_model(run, device=device, ema=ema)
     name = ckpt["model"]["name"]
-    if not callable(getattr(model, "translate", None)):
+    if not model.can(TRANSLATE):
         raise UserError(f"run {run} holds a {name} model, which generates from noise and does not translate "
                         f"images: use ganzoo sample run={run}")
-    info = model.data
-    trained = getattr(model, "direction", None)
-    direction = direction or trained or "AtoB"
+    directions = model.directions()
+    direction = direction or directions[0]
     if direction not in DIRECTIONS:
         raise UserError(f"direction={direction}: use AtoB or BtoA")
-    if info.channels_b and direction == "BtoA":
-        c_in = info.channels_b
-    elif not info.channels_b and direction == "BtoA":
-        raise UserError(f"a {name} model translates one way only: drop direction=BtoA")
-    else:
-        c_in = info.channels
+    if direction not in directions:
+        if len(directions) == 1 and not model.data.channels_b:
+            raise UserError(f"a {name} model translates one way only: drop direction={direction}")
+        raise UserError(f"this {name} model translates {', '.join(directions)} only: drop direction= or use "
+                        f"direction={directions[0]}")
 
     def fn(x: Tensor) -> Tensor:
         return model.translate(x, direction)
 
-    return Translator(fn, c_in, int(getattr(model, "pad_multiple", 1)), int(getattr(model, "scale", 1)),
-                      device, name), direction
+    return Translator(fn, model.source_channels(direction), model.pad_multiple, model.scale, device, name), direction
 
 
 def _weights_file(weights: str, model: str) -> Path:
@@ -214,8 +212,6 @@ def translate(*, input: str, out: str | None = None, run: str | None = None, wei
               model: str | None = None, direction: str | None = None, batch_size: int = 8,
               device: str = "auto", ema: bool = True, seed: int = 0) -> Result:
     """Translate every image of `input`; returns the count written, where, and the files skipped."""
-    from .trainer import pick_device
-
     if (run is None) == (weights is None):
         raise UserError("give run=<run folder> or weights=<official .pth> model=cyclegan|pix2pix (one of them)")
     if run is not None and model is not None:

@@ -18,6 +18,7 @@ from ganzoo.build import build_dataset, build_model
 from ganzoo.data.base import DataInfo
 from ganzoo.errors import UserError
 from ganzoo.losses import d_bce, g_nonsaturating
+from ganzoo.models import base as contract
 from ganzoo.registry import MODELS
 from ganzoo.settings import OptimSettings, TrainerSettings
 
@@ -41,7 +42,7 @@ def _batch(n: int = 8) -> dict:
 @pytest.mark.parametrize("name", CONDITIONAL)
 def test_conditional_contract(name):
     cls = MODELS.get(name)
-    assert cls.needs == frozenset({"image", "label"}) and cls.unconditional is False
+    assert cls.needs == frozenset({"image", "label"}) and contract.CONDITIONAL in cls.capabilities
 
 
 def _class_logits_recorder(model) -> list[torch.Tensor]:

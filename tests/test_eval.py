@@ -13,6 +13,7 @@ from ganzoo import run
 from ganzoo.checkpoint import load_run
 from ganzoo.errors import UserError
 from ganzoo.metrics.hungarian import hungarian
+from ganzoo.models.base import CONDITIONAL, GENERATE, GANModel
 from ganzoo.registry import MODELS
 from ganzoo.settings import OptimSettings, TrainerSettings
 
@@ -167,7 +168,7 @@ def test_eval_every_on_super_resolution_logs_psnr(tmp_path):
 
 
 def test_mean_pairwise_l2_is_the_mean_over_distinct_pairs():
-    from ganzoo.metrics.evaluate import mean_pairwise_l2
+    from ganzoo.metrics.generation import mean_pairwise_l2
 
     x = torch.tensor([[0.0], [3.0], [4.0]])  # distances 3, 4, 1
     assert mean_pairwise_l2(x) == pytest.approx(8 / 3)
@@ -176,14 +177,14 @@ def test_mean_pairwise_l2_is_the_mean_over_distinct_pairs():
         mean_pairwise_l2(torch.zeros(1, 3))
 
 
-class _ReplayModel(torch.nn.Module):
+class _ReplayModel(GANModel):
     """A stand-in conditional generator: for label c it returns real test images of class c
     (`collapse`: always the same one)."""
 
-    unconditional = False
+    capabilities = frozenset({GENERATE, CONDITIONAL})
 
     def __init__(self, test, collapse: bool):
-        super().__init__()
+        super().__init__(test.info)
         from ganzoo.data.loader import to_float
         from ganzoo.metrics.judge import real_images
 
@@ -202,14 +203,14 @@ class _ReplayModel(torch.nn.Module):
 
 @pytest.mark.parametrize("collapse", [False, True])
 def test_diversity_ratio_tells_a_collapsed_generator_from_real_images(collapse):
-    from ganzoo.build import build_dataset
-    from ganzoo.metrics.evaluate import Evaluator
+    from ganzoo.build import Splits
+    from ganzoo.metrics.generation import ClassAccuracy
+    from ganzoo.metrics.suite import EvalOptions
 
-    data = dict(TINY_DIGITS, num_test=200)
-    test = build_dataset(data, split="test")
-    ev = Evaluator(data, test.info, device=torch.device("cpu"), n_per_class=6, batch_size=64, judge_epochs=1,
-                   conditional=True)
-    m = ev(_ReplayModel(test, collapse))
+    splits = Splits(dict(TINY_DIGITS, num_test=200))
+    model = _ReplayModel(splits.test, collapse)
+    ev = ClassAccuracy(model, splits, EvalOptions(n_per_class=6, batch_size=64, judge_epochs=1))
+    m = ev(model)
     assert len(m["diversity_ratio_per_class"]) == 10
     if collapse:  # one image per label: as "accurate" as real images, and no spread at all
         assert m["diversity_ratio"] == pytest.approx(0.0, abs=1e-4)
@@ -222,9 +223,9 @@ def test_eval_every_with_ema_logs_what_ganzoo_eval_writes(cli_runner, tmp_path, 
     """SSGAN with an EMA: the in-training eval logs the live D's test_accuracy and the EMA D's
     test_accuracy_ema, the same numbers `ganzoo eval` writes for the final checkpoint. The accuracy is
     replaced by a number read off D's weights, so the two Ds cannot score alike by chance."""
-    from ganzoo.models import ssgan
+    from ganzoo.metrics import classify
 
-    monkeypatch.setattr(ssgan, "test_accuracy", lambda model, data, batch_size=0: float(model.D.out.bias.sum()))
+    monkeypatch.setattr(classify, "test_accuracy", lambda model, data, batch_size=0: float(model.D.out.bias.sum()))
     run_dir = _train("ssgan", tmp_path / "ssgan", max_steps_=3, ema=True, ema_decay=0.5, eval_every=3)
     logged = [r for r in _stats(run_dir) if "eval/test_accuracy" in r]
     assert [r["step"] for r in logged] == [3]

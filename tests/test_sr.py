@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ganzoo import run
-from ganzoo.build import build_dataset, build_model
+from ganzoo.build import build_dataset, build_model, load_pretrained
 from ganzoo.data.base import DataError, DataInfo
 from ganzoo.errors import UserError
 from ganzoo.metrics import sr as M
@@ -252,7 +252,7 @@ def test_vgg_offline_is_one_line_naming_the_file_and_the_fallback(tmp_path, monk
     assert "download.pytorch.org/models/vgg19-dcbb9e9d.pth" in msg
     m = build_model("srgan", {**TINY, "content_weights": str(tmp_path / "none.pth")}, DataInfo("textures", 3, 16))
     with pytest.raises(UserError, match="content_weights=.*no such file"):
-        m.prepare({"image": torch.zeros(2, 3, 16, 16)})
+        load_pretrained(m, training=True)
 
 
 def test_two_stage_init_loads_g_exactly(tmp_path):
@@ -260,6 +260,7 @@ def test_two_stage_init_loads_g_exactly(tmp_path):
     want = first.model.G.state_dict()
     args = {**TINY, "ndf": 8, "dense": 16, "content_loss": "mse", "init_from": str(tmp_path / "srresnet")}
     m = build_model("srgan", args, first.model.data)
+    load_pretrained(m, training=True)  # what a fresh run does before its first step
     for k, v in m.G.state_dict().items():
         assert torch.equal(v, want[k]), k
     # the SRGAN stage trains from it, through the real trainer
@@ -268,13 +269,14 @@ def test_two_stage_init_loads_g_exactly(tmp_path):
     # problems surface as one line when training starts, not when a finished run is rebuilt
     bad = build_model("srgan", {**args, "width": 16}, first.model.data)
     with pytest.raises(UserError, match=r"does not match this G.*width"):
-        bad.prepare({"image": torch.zeros(2, 3, 16, 16)})
+        load_pretrained(bad, training=True)
     gone = build_model("srgan", {**args, "init_from": str(tmp_path / "nowhere")}, first.model.data)
     gone.load_state_dict(second.model.state_dict())  # rebuilt from its own checkpoint: fine
-    gone.prepare({"image": torch.zeros(2, 3, 16, 16)})
+    load_pretrained(gone, training=False)
+    load_pretrained(gone, training=True, fresh=False)  # a resume: the checkpoint has G
     with pytest.raises(UserError, match="init_from=.*nowhere.*does not exist.*model=srresnet"):
-        build_model("srgan", {**args, "init_from": str(tmp_path / "nowhere")}, first.model.data).prepare(
-            {"image": torch.zeros(2, 3, 16, 16)})
+        load_pretrained(build_model("srgan", {**args, "init_from": str(tmp_path / "nowhere")}, first.model.data),
+                        training=True)
 
 
 def test_step_schedule():

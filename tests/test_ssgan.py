@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,10 +17,12 @@ from torch import nn
 from ganzoo import run
 from ganzoo.build import build_dataset, build_model
 from ganzoo.data.base import DataError, DataInfo, TensorImageDataset
-from ganzoo.data.loader import BatchStream, balanced_subset, dataset_labels
+from ganzoo.data.loader import LABELED_FIELDS, BatchStream, balanced_subset, dataset_labels
 from ganzoo.errors import UserError
 from ganzoo.losses import feature_matching
-from ganzoo.models import ssgan as ssgan_mod  # (not `import test_accuracy`: pytest would collect it)
+from ganzoo.metrics import classify  # (not `import test_accuracy`: pytest would collect it)
+from ganzoo.metrics.evaluate import evaluate
+from ganzoo.models import ssgan as ssgan_mod
 from ganzoo.settings import OptimSettings, TrainerSettings
 from ganzoo.trainer import Trainer
 
@@ -28,7 +31,7 @@ from .conftest import TINY_DIGITS
 CPU = torch.device("cpu")
 MODEL_TINY_DATA = ssgan_mod.SSGAN.tiny_dataset
 TINY = {"g_hidden": 32, "d_hidden": [32, 16, 16]}
-INFO = DataInfo("digits", 1, 28, 10, 100, ("image", "label"))
+INFO = DataInfo("digits", 1, 28, 10, 100, LABELED_FIELDS)  # the semi-supervised view (labels_per_class)
 
 
 def _indexed(n: int, k: int = 10) -> TensorImageDataset:
@@ -203,7 +206,8 @@ def _settings(**kw) -> TrainerSettings:
 
 def test_feature_matching_reaches_g_only_in_the_g_phase(tmp_path):
     data = build_dataset(dict(TINY_DIGITS))
-    m = build_model("ssgan", {**TINY, "input_noise": 0.0, "hidden_noise": 0.0, "fm_batches": "shared"}, data.info)
+    m = build_model("ssgan", {**TINY, "input_noise": 0.0, "hidden_noise": 0.0, "fm_batches": "shared"},
+                    replace(data.info, fields=LABELED_FIELDS))
     stream = BatchStream(data, batch_size=8, seed=0, device=CPU,
                          labeled_subset=balanced_subset(dataset_labels(data), 2, seed=0))
     t = Trainer(m, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0, device=CPU, meta={})
@@ -293,10 +297,10 @@ def test_run_logs_labeled_accuracy_and_reports_test_accuracy_with_ema(tmp_path):
     assert set(t.ema) == {"G", "D"}
     stats = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert {"D/acc", "D/loss_lab", "D/loss_unl", "G/loss"} <= stats[-1].keys()
-    res = ssgan_mod.evaluate_run(str(tmp_path))
-    assert res["step"] == 3 and 0 <= res["acc"] <= 1 and 0 <= res["acc_ema"] <= 1
+    res, _ = evaluate(run=str(tmp_path), device="cpu")
+    assert res["step"] == 3 and 0 <= res["test_accuracy"] <= 1 and 0 <= res["test_accuracy_ema"] <= 1
     test = build_dataset({**TINY_DIGITS, "labels_per_class": 2}, split="test")
-    assert ssgan_mod.test_accuracy(t.model, test) == pytest.approx(res["acc"])
+    assert classify.test_accuracy(t.model, test) == pytest.approx(res["test_accuracy"])
 
 
 def test_labels_per_class_is_a_dataset_key_for_semi_supervised_models_only(tmp_path):

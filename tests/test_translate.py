@@ -15,6 +15,7 @@ from PIL import Image
 from ganzoo import run
 from ganzoo.errors import UserError
 from ganzoo.images import to_uint8
+from ganzoo.models.base import TRANSLATE, GANModel
 from ganzoo.registry import MODELS
 from ganzoo.settings import OptimSettings, TrainerSettings
 from ganzoo.translate import Translator, reflect_pad, translate, translate_batch
@@ -253,14 +254,19 @@ def test_errors_are_one_line_exit_2(runs, tmp_path, cli_runner):
 # -- ganzoo eval on translation runs ----------------------------------------------------------------------
 
 
-class _Stub(torch.nn.Module):
+class _Stub(GANModel):
     """A stand-in translation model with known outputs: AtoB = the Sobel edge map (exactly how the
     built-in sets make their edge domain), BtoA = identity, or refused."""
 
+    capabilities = frozenset({TRANSLATE})
+
     def __init__(self, data, both: bool = True):
-        super().__init__()
-        self.data, self.both = data, both
+        super().__init__(data)
+        self.both = both
         self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def directions(self):
+        return ("AtoB", "BtoA") if self.both else ("AtoB",)
 
     def translate(self, x, direction=None):
         from ganzoo.data.digits_translation import edge_map
@@ -273,13 +279,15 @@ class _Stub(torch.nn.Module):
 
 
 def test_translation_metrics_of_known_translations():
-    from ganzoo.build import build_dataset
+    from ganzoo.build import Splits
     from ganzoo.data.digits_translation import edge_map
-    from ganzoo.metrics.translation import TranslationEvaluator
+    from ganzoo.metrics.suite import EvalOptions
+    from ganzoo.metrics.translation import Translation
 
     cfg = {"name": "digits_unpaired", "num_train": 3000, "num_test": 800}
-    test = build_dataset(cfg, split="test")
-    ev = TranslationEvaluator(cfg, _Stub(test.info), device=torch.device("cpu"), batch_size=128, judge_epochs=1)
+    splits = Splits(cfg)
+    test = splits.test
+    ev = Translation(_Stub(test.info), splits, EvalOptions(batch_size=128, judge_epochs=1))
     m = ev(_Stub(test.info))
     assert m["directions"] == ["AtoB", "BtoA"] and m["test_images"] == {"A": 400, "B": 400}
     assert "AtoB_l1" not in m  # unpaired: no targets
@@ -293,10 +301,10 @@ def test_translation_metrics_of_known_translations():
     assert m["cycle_l1"] == pytest.approx((m["cycle_l1_A"] + m["cycle_l1_B"]) / 2)
 
     pcfg = {"name": "digits_pairs", "num_train": 500, "num_test": 400}
-    ptest = build_dataset(pcfg, split="test")
+    psplits = Splits(pcfg)
+    ptest = psplits.test
     one_way = _Stub(ptest.info, both=False)  # AtoB: edges of the edge maps; L1 against the digits
-    m = TranslationEvaluator(pcfg, one_way, device=torch.device("cpu"), n_per_class=10, batch_size=128,
-                             judge_epochs=1)(one_way)
+    m = Translation(one_way, psplits, EvalOptions(n_per_class=10, batch_size=128, judge_epochs=1))(one_way)
     assert m["directions"] == ["AtoB"] and m["test_images"] == {"A": 100, "B": 100} and "cycle_l1" not in m
     want = ((edge_map(ptest.a[:100]).float() - ptest.b[:100].float()).abs() / 255).mean().item()
     assert m["AtoB_l1"] == pytest.approx(want, abs=1e-5)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ class ImageDataset(Dataset):
     info: DataInfo
     item_size: int
     augment: Augment = Augment()
+    labeled_subset: torch.Tensor | None = None  # semi-supervised view: the indices whose labels a run sees
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """All items stacked: {"image": uint8 [N, C, S, S], "label": int64 [N]} (for preloading)."""
@@ -75,6 +77,12 @@ class ImageDataset(Dataset):
 
     def nbytes(self) -> int:
         return len(self) * self.info.channels * self.item_size * self.item_size
+
+    def hr_images(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """(name, uint8 [C, H, W]) of every whole image, for super-resolution evaluation. Default: the
+        items; sets that crop patches from larger images yield the whole images."""
+        for i in range(len(self)):
+            yield f"{self.info.name}_{i:05d}", self[i]["image"]
 
 
 class TensorImageDataset(ImageDataset):

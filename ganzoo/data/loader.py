@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -204,6 +204,21 @@ def dataset_labels(dataset: ImageDataset) -> torch.Tensor:
     return torch.as_tensor(labels, dtype=torch.int64).flatten()
 
 
+LABELED_FIELDS = ("image", "image_l", "label_l")  # the batch fields of a semi-supervised training set
+
+
+def with_labeled_subset(dataset: ImageDataset, per_class: int, seed: int) -> ImageDataset:
+    """The semi-supervised view of a labeled training set: the labels of a fixed, balanced subset
+    only (`balanced_subset`). Its batches carry every image unlabeled ("image") and a labeled batch
+    drawn from the subset ("image_l", "label_l"); `dataset.labeled_subset` holds the indices."""
+    if not dataset.info.num_classes:
+        raise DataError(f"dataset {dataset.info.name!r} has no labels: dataset.labels_per_class needs a labeled "
+                        f"dataset (e.g. dataset=digits or dataset=mnist)")
+    dataset.labeled_subset = balanced_subset(dataset_labels(dataset), per_class, seed, dataset.info.num_classes)
+    dataset.info = replace(dataset.info, fields=LABELED_FIELDS)
+    return dataset
+
+
 def balanced_subset(labels: torch.Tensor, per_class: int, seed: int, num_classes: int | None = None) -> torch.Tensor:
     """Indices of `per_class` examples of each class 0..K-1 (class-major), int64 [K * per_class].
 
@@ -231,6 +246,8 @@ class BatchStream:
                  preload: bool | None = None, preload_max_mb: int = 2048, num_workers: int = 0,
                  worker_timeout: float = 120.0, channels_last: bool = False,
                  labeled_subset: torch.Tensor | None = None, labeled_batch_size: int | None = None):
+        """`labeled_subset` (default: the dataset's own, see `with_labeled_subset`): indices whose labels
+        the run sees, drawn as "image_l"/"label_l" batches of `labeled_batch_size` (default batch_size)."""
         n = len(dataset)
         if n < batch_size:
             raise DataError(f"dataset {dataset.info.name!r} has {n} items, fewer than trainer.batch_size="
@@ -253,6 +270,8 @@ class BatchStream:
         self._ep_dev: dict[str, torch.Tensor] = {}
         self._it = None
         self.labeled: torch.Tensor | None = None  # dataset indices of the labeled subset (CPU)
+        if labeled_subset is None:
+            labeled_subset = dataset.labeled_subset
         if labeled_subset is not None:
             self._init_labeled(labeled_subset, labeled_batch_size or batch_size)
 
@@ -261,7 +280,7 @@ class BatchStream:
         n = len(self.dataset)
         if subset.numel() == 0 or subset.min() < 0 or subset.max() >= n or subset.unique().numel() != subset.numel():
             raise DataError(f"the labeled subset must be distinct indices in 0..{n - 1}")
-        if "label" not in self.info.fields:
+        if not self.info.num_classes:
             raise DataError(f"dataset {self.info.name!r} has no labels: a labeled subset needs a labeled dataset")
         self.labeled, self.labeled_batch_size = subset, batch_size
         if self.preloaded:

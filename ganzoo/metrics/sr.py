@@ -1,4 +1,4 @@
-"""Super-resolution metrics with the protocol of the SR papers (Ledig et al. 2017 and the benchmarks
+"""The `super_resolution` suite: metrics with the protocol of the SR papers (Ledig et al. 2017 and the benchmarks
 they report on): PSNR and SSIM on the luminance (Y) channel, `scale` pixels shaved off every border.
 
 Per image: the HR image is cropped to a multiple of the scale (top-left kept, as MATLAB's `modcrop`);
@@ -23,8 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..build import Splits
+from ..data.base import DataError
+from ..data.hr_folder import folder_images
 from ..images import to_uint8
+from ..models.base import GANModel
 from ..nn.sr import downscale, upscale_bicubic
+from ..registry import SUITES
+from .suite import EvalOptions, MetricSuite
 
 _Y = (65.481, 128.553, 24.966)
 
@@ -107,52 +113,30 @@ def evaluate_sr(model, images: Iterable[tuple[str, Tensor]]) -> dict:
             "psnr_gain_over_bicubic": mean["psnr_y"] - mean["bicubic_psnr_y"], "per_image": rows}
 
 
-def evaluate_run(model, ckpt: dict, data: str | None = None) -> dict:
-    """`evaluate_sr` on a folder of HR images (`data`), else on the whole images of the run's test split."""
-    from ..build import build_dataset
-    from ..data.base import DataError
-    from ..data.hr_folder import folder_images
+@SUITES.register("super_resolution")
+class SuperResolution(MetricSuite):
+    """`evaluate_sr` on a folder of HR images (`EvalOptions.data`, `ganzoo eval data=<folder>`), else on
+    the whole images of the test split; built once, called by `ganzoo eval` and every
+    `trainer.eval_every` steps (the trainer logs the means as eval/psnr_y, eval/ssim_y, ...)."""
 
-    if data is not None:
-        images, where = folder_images(data, model.data.channels), str(data)
-    else:
-        try:
-            test = build_dataset(ckpt["dataset"], split="test")
-        except DataError as e:
-            raise DataError(f"{str(e).rstrip('.')}; or give ganzoo eval data=<folder of HR images>") from None
-        if hasattr(test, "hr_images"):
-            images = test.hr_images()
-        else:  # any other image dataset: its (square) test items
-            images = ((f"{test.info.name}_{i:05d}", test[i]["image"]) for i in range(len(test)))
-        where = f"{test.info.name} test split"
-    try:
-        return {"data": where, **evaluate_sr(model, images)}
-    except ValueError as e:
-        raise DataError(f"{where}: {e} (at least {2 * model.scale + 1} px after cropping to a multiple of "
-                        f"{model.scale}): give data=<folder of larger HR images>") from None
-
-
-class SREvaluator:
-    """`evaluate_sr` on the run's test images, built once and called every `trainer.eval_every` steps
-    (the trainer logs the means as eval/psnr_y, eval/ssim_y, eval/psnr_gain_over_bicubic, ...)."""
-
-    def __init__(self, dataset_cfg: dict, model, **_):
-        from ..build import build_dataset
-
-        test = build_dataset(dataset_cfg, split="test")
-        if hasattr(test, "hr_images"):
-            self.images = list(test.hr_images())
+    def __init__(self, model: GANModel, splits: Splits, opts: EvalOptions):
+        super().__init__(model, splits, opts)
+        self.scale = model.scale
+        if opts.data is not None:
+            self.images, self.where = list(folder_images(opts.data, model.data.channels)), str(opts.data)
         else:
-            self.images = [(f"{test.info.name}_{i:05d}", test[i]["image"]) for i in range(len(test))]
+            try:
+                test = splits.test
+            except DataError as e:
+                raise DataError(f"{str(e).rstrip('.')}; or give ganzoo eval data=<folder of HR images>") from None
+            self.images, self.where = list(test.hr_images()), f"{test.info.name} test split"
 
-    def __call__(self, model) -> dict:
-        was_training = model.training
-        model.eval()
+    def metrics(self, model: GANModel) -> dict:
         try:
-            with torch.no_grad():
-                return evaluate_sr(model, self.images)
-        finally:
-            model.train(was_training)
+            return {"data": self.where, **evaluate_sr(model, self.images)}
+        except ValueError as e:
+            raise DataError(f"{self.where}: {e} (at least {2 * self.scale + 1} px after cropping to a multiple of "
+                            f"{self.scale}): give data=<folder of larger HR images>") from None
 
 
 def sr_table(metrics: dict):

@@ -1,7 +1,6 @@
-"""Metrics of image-to-image runs (pix2pix, CycleGAN) on their dataset's test split.
+"""The `translation` suite: metrics of image-to-image models (pix2pix, CycleGAN) on their dataset's test split.
 
-For every direction the model translates (probed: a model that translates one way only refuses the
-other with a UserError), with src -> dst its dataset domains:
+For every direction the model translates (`model.directions()`), with src -> dst its dataset domains:
 - `<dir>_l1` (aligned sets): mean |G(src) - dst| of the pairs, on a [0, 1] intensity scale;
 - labeled sets (the built-in `digits_pairs` / `digits_unpaired`): `<dir>_accuracy`, the share of
   translated images that a judge of the dst domain (the `metrics.judge` CNN, trained on the dst
@@ -25,18 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..build import build_dataset
+from ..build import Splits
 from ..data.base import Augment, DataInfo, ImageDataset, TensorImageDataset, fingerprint
 from ..data.loader import augment_batch, to_float
 from ..errors import UserError
+from ..models.base import GANModel
+from ..registry import SUITES
 from .judge import predict, train_judge
+from .suite import EvalOptions, MetricSuite
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
-
-
-def translates(model) -> bool:
-    """An image-to-image model: a `translate` method and a two-domain dataset."""
-    return callable(getattr(model, "translate", None)) and bool(model.data.channels_b)
 
 
 def _domain(dataset: ImageDataset, which: str) -> tuple[Tensor, Tensor | None]:
@@ -61,40 +58,42 @@ def domain_view(dataset: ImageDataset, which: str) -> TensorImageDataset:
     return TensorImageDataset(view, images, labels)
 
 
-def _test_config(dataset_cfg: dict) -> dict:
-    cfg = dict(dataset_cfg)
-    if cfg.get("preprocess", "resize_and_crop") == "resize_and_crop" and "crop_size" in cfg and "load_size" in cfg:
-        cfg["load_size"] = cfg["crop_size"]  # as the reference's test options: no random crop at test
-    return cfg
+def _test_changes(dataset_cfg: dict) -> dict:
+    """The changes to the dataset config for the test view: as the reference's test options, no random crop."""
+    if dataset_cfg.get("preprocess", "resize_and_crop") == "resize_and_crop" and "crop_size" in dataset_cfg \
+            and "load_size" in dataset_cfg:
+        return {"load_size": dataset_cfg["crop_size"]}
+    return {}
 
 
 def _l1(x: Tensor, y: Tensor) -> float:
     return (F.l1_loss(x.float(), y.float()) / 2).item()  # [-1, 1] -> [0, 1] scale
 
 
-class TranslationEvaluator:
+@SUITES.register("translation")
+class Translation(MetricSuite):
     """Built once per dataset (test images loaded, judges trained or read from their cache), then
     called on the model as often as wanted (`ganzoo eval`, and `trainer.eval_every`)."""
 
-    def __init__(self, dataset_cfg: dict, model, *, device: torch.device, n_per_class: int = 1000,
-                 batch_size: int = 500, judge_epochs: int = 2, seed: int = 0, model_name: str = "model"):
-        if n_per_class < 1 or batch_size < 1:
-            raise UserError(f"n_per_class={n_per_class}, batch_size={batch_size}: both must be at least 1")
+    def __init__(self, model: GANModel, splits: Splits, opts: EvalOptions):
+        super().__init__(model, splits, opts)
         info: DataInfo = model.data
-        self.info, self.device, self.batch_size, self.seed = info, device, batch_size, seed
-        self.test = build_dataset(_test_config(dataset_cfg), split="test")
+        if not info.channels_b:
+            raise UserError(f"model {opts.model_name!r} on dataset {info.name!r}: translation metrics need a "
+                            f"two-domain dataset (A and B images)")
+        self.info, self.device, self.batch_size, self.seed = info, opts.device, opts.batch_size, opts.seed
+        self.test = splits.get("test", **_test_changes(splits.cfg))
         self.labeled = info.num_classes > 0 and "label" in info.fields
-        limit = n_per_class * info.num_classes if self.labeled else None
+        limit = opts.n_per_class * info.num_classes if self.labeled else None
         self.real = {k: tuple(None if t is None else t[:limit] for t in _domain(self.test, k)) for k in ("A", "B")}
-        self.directions = [d for d in DIRECTIONS if self._can(model, d)]
+        self.directions = [d for d in model.directions() if d in DIRECTIONS]
         if not self.directions:
-            raise UserError(f"model {model_name!r} translates in neither direction of dataset {info.name!r}")
+            raise UserError(f"model {opts.model_name!r} translates in neither direction of dataset {info.name!r}")
         self.judges: dict[str, torch.nn.Module] = {}
         if self.labeled:
-            train = build_dataset(dataset_cfg, split="train")
             for dst in sorted({DIRECTIONS[d][1] for d in self.directions}):
-                self.judges[dst] = train_judge(domain_view(train, dst), domain_view(self.test, dst),
-                                               epochs=judge_epochs, device=device)[0]
+                self.judges[dst] = train_judge(domain_view(splits.train, dst), domain_view(self.test, dst),
+                                               epochs=opts.judge_epochs, device=opts.device)[0]
         self._real_acc: dict[str, float] = {}
 
     def _real_accuracy(self, dst: str) -> float:
@@ -105,15 +104,6 @@ class TranslationEvaluator:
             self._real_acc[dst] = (pred == y).float().mean().item()
         return self._real_acc[dst]
 
-    def _can(self, model, direction: str) -> bool:
-        x = to_float(self.real[DIRECTIONS[direction][0]][0][:1]).to(self.device)
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=self._devices()):
-                model.translate(x, direction)
-        except UserError:
-            return False
-        return True
-
     def _devices(self) -> list[int]:
         return [self.device.index or 0] if self.device.type == "cuda" else []
 
@@ -123,17 +113,12 @@ class TranslationEvaluator:
         return torch.cat([model.translate(b.to(self.device), direction).float().cpu()
                           for b in x.split(self.batch_size)])
 
-    def __call__(self, model) -> dict:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=self._devices()):
-                torch.manual_seed(self.seed)
-                return self._metrics(model)
-        finally:
-            model.train(was_training)
+    def metrics(self, model: GANModel) -> dict:
+        with torch.random.fork_rng(devices=self._devices()):  # pix2pix's test-time dropout draws
+            torch.manual_seed(self.seed)
+            return self._metrics(model)
 
-    def _metrics(self, model) -> dict:
+    def _metrics(self, model: GANModel) -> dict:
         out: dict = {"directions": list(self.directions), "test_images": {k: len(v[0]) for k, v in self.real.items()}}
         fakes = {}
         for d in self.directions:

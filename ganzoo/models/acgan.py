@@ -45,7 +45,7 @@ from ..data.base import DataInfo
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
 from ..nn.conditional import checked_labels, class_accuracy, one_hot, random_labels
 from ..registry import MODELS
-from .base import GANModel, Phase, init_normal
+from .base import CONDITIONAL, GENERATE, GANModel, Phase, init_normal
 
 
 def up_sizes(resolution: int, n_up: int = 3) -> list[int]:
@@ -114,7 +114,8 @@ class ACGAN(GANModel):
     """Auxiliary-classifier GAN (Odena et al. 2016): D also classifies real and fake images."""
 
     needs = frozenset({"image", "label"})
-    unconditional = False
+    capabilities = frozenset({GENERATE, CONDITIONAL})
+    suites = ("class_accuracy",)
     tiny_args = {"ngf": 8, "ndf": 2}  # for the test suite
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, ngf: int = 96, ndf: int = 16, kernel: int = 5,

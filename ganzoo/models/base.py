@@ -12,13 +12,20 @@ A model class is registered under its name (`@MODELS.register("dcgan")`), its co
 keyword arguments only (the keys of conf/model/<name>.yaml) plus `data: DataInfo` (shape facts from
 the dataset), and `ARGS` are saved in checkpoints so that sample/translate/eval rebuild it from the
 run folder alone.
+
+What a model can do is declared, never probed: `capabilities` (a subset of `CAPABILITIES`; other
+layers ask `model.can(GENERATE)`), the optional methods below with their defaults (`generate`,
+`translate` + `directions`, `classify`, `predict_codes`, `traverse` + `traverse_codes`), the metric
+suites that apply (`suites`, names in `ganzoo.metrics`), the batch fields it trains on (`needs`),
+and the parts whose weights come from outside the run (`pretrained()`: frozen parts are kept out of
+every optimizer, the EMA, `train()` and the checkpoint; `ganzoo.build.load_pretrained` fills them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +37,41 @@ Batch = dict[str, Tensor]
 LossFn = Callable[[Batch, dict], dict[str, Tensor]]
 
 
+# capabilities: what `model.can(...)` answers
+GENERATE = "generate"  # generate(n, labels=, generator=, z=): noise -> images
+CONDITIONAL = "conditional"  # generate() is class-conditional (labels 0..num_classes-1; defaults when omitted)
+TRANSLATE = "translate"  # translate(x, direction) for each of directions(): images -> images
+CLASSIFY = "classify"  # classify(x) -> class logits [N, num_classes]
+CODES = "codes"  # predict_codes(x) -> logits of a categorical latent code [N, K] (InfoGAN's c1)
+TRAVERSE = "traverse"  # traverse(code, steps, generator) over traverse_codes()
+CAPABILITIES = (GENERATE, CONDITIONAL, TRANSLATE, CLASSIFY, CODES, TRAVERSE)
+DIRECTIONS = ("AtoB", "BtoA")  # dataset directions: AtoB maps the dataset's A images to B
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A part of the model (the module attribute `attr`) whose weights come from outside the run,
+    filled by one resolver (`ganzoo.build.load_pretrained`):
+    - source "run": net `net` of the ganzoo run folder `ref` (its EMA copy when the run kept one);
+    - source "file": a weights file, `ref` a path or a name the part's `load_file` resolves
+      (e.g. SRGAN's "imagenet" VGG19), read by `load_file(path_or_name)`.
+    `frozen` parts are out of every optimizer, the EMA, `train()` and the checkpoint; otherwise the
+    weights only initialise a trainable net (SRGAN's `init_from`). `when`: "train" parts are needed to
+    train only (a finished run still evaluates without them), "always" ones for inference too."""
+
+    attr: str
+    source: Literal["run", "file"]
+    ref: str
+    net: str = "G"
+    frozen: bool = True
+    when: Literal["train", "always"] = "train"
+    load_file: Callable[[str], None] | None = None
+    arg: str = ""  # the model option that names `ref` (for messages: "model.<arg>=<ref>: ...")
+    accepts: tuple[str, ...] = ()  # source "run": the model names whose runs fit (empty: any)
+    hint: str = ""  # how to make `ref` exist (e.g. "train the SRResNet stage first: ...")
+    mismatch_hint: str = ""  # source "run": which options must agree when the net's shapes differ
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str  # "D", "G", "Q": optimizer key and log prefix ("D/loss")
@@ -39,16 +81,70 @@ class Phase:
 
 
 class GANModel(nn.Module):
-    """Base class. Subclasses set `needs`, build nets in __init__ and implement `phases`, and
-    `generate` (noise -> images) and/or `translate` (images -> images)."""
+    """Base class. Subclasses set `needs`, `capabilities` and `suites`, build nets in __init__ and
+    implement `phases`, and `generate` (noise -> images) and/or `translate` (images -> images)."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"image"})  # batch fields required from the dataset
     ema_nets: ClassVar[tuple[str, ...]] = ("G",)  # nets the trainer keeps an EMA copy of
-    unconditional: ClassVar[bool] = True  # False: generate() needs labels
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # a subset of CAPABILITIES
+    suites: ClassVar[tuple[str, ...]] = ()  # metric suites that apply (`ganzoo.metrics.SUITES` names)
+    pad_multiple: int = 1  # translate(): input sides must be multiples of this
+    scale: int = 1  # translate(): output side / input side (super-resolution > 1)
 
     def __init__(self, data: DataInfo):
         super().__init__()
         self.data = data
+
+    # -- what the model declares ------------------------------------------------------------------
+    def can(self, capability: str) -> bool:
+        """Whether the model declares `capability` (one of CAPABILITIES)."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r} (known: {', '.join(CAPABILITIES)})")
+        return capability in self.capabilities
+
+    def metric_suites(self) -> tuple[str, ...]:
+        """The metric suites `ganzoo eval` and `trainer.eval_every` compute for this model (names in
+        `ganzoo.metrics.SUITES`). Default: the class's `suites`; override when they depend on args."""
+        return tuple(self.suites)
+
+    def pretrained(self) -> list[Pretrained]:
+        """The parts whose weights come from outside the run (see `Pretrained`). Default: none."""
+        return []
+
+    def frozen_nets(self) -> tuple[str, ...]:
+        return tuple(p.attr for p in self.pretrained() if p.frozen)
+
+    def batch_size_of(self, field: str, batch_size: int) -> int:
+        """Items of batch field `field` per iteration when the main batch is `batch_size` (a field
+        drawn from its own stream, e.g. the labeled "image_l" of semi-supervised runs). Default: the same."""
+        return batch_size
+
+    # -- frozen parts: eval mode always, never in the checkpoint ---------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.frozen_nets():
+            getattr(self, name).eval()
+        return self
+
+    def state_dict(self, *args, **kwargs):
+        sd = super().state_dict(*args, **kwargs)
+        frozen = tuple(f"{kwargs.get('prefix', '')}{n}." for n in self.frozen_nets())
+        if frozen:
+            for k in [k for k in sd if k.startswith(frozen)]:
+                del sd[k]
+        return sd
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        frozen = tuple(f"{n}." for n in self.frozen_nets())
+        if not frozen:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        result = super().load_state_dict({k: v for k, v in state_dict.items() if not k.startswith(frozen)},
+                                         strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if not k.startswith(frozen)]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: missing keys "
+                               f"{missing}, unexpected keys {result.unexpected_keys}")
+        return result
 
     # -- training -------------------------------------------------------------------------------
     def prepare(self, batch: Batch) -> dict:
@@ -63,20 +159,49 @@ class GANModel(nn.Module):
     def phases(self) -> list[Phase]:
         raise NotImplementedError
 
-    # -- inference ------------------------------------------------------------------------------
+    # -- inference (each raises unless the model declares the capability) ---------------------------
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not generate from noise")
 
     def generate(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None,
                  z: Tensor | None = None) -> Tensor:
-        """n images in [-1, 1], [n, C, H, W]."""
+        """GENERATE: n images in [-1, 1], [n, C, H, W]."""
         raise NotImplementedError(f"{type(self).__name__} does not generate from noise")
+
+    def directions(self) -> tuple[str, ...]:
+        """TRANSLATE: the dataset directions `translate` accepts, the trained one first. Default: none."""
+        return ()
+
+    def translate(self, x: Tensor, direction: str | None = None) -> Tensor:
+        """TRANSLATE: images [N, C_src, H, W] in [-1, 1] (H, W multiples of `pad_multiple`) -> the other
+        domain [N, C_dst, H * scale, W * scale]; `direction` one of directions() (None: the first)."""
+        raise NotImplementedError(f"{type(self).__name__} does not translate images")
+
+    def source_channels(self, direction: str) -> int:
+        """Channels of the images `translate(x, direction)` takes: the dataset's B images for BtoA."""
+        return self.data.channels_b if direction == "BtoA" and self.data.channels_b else self.data.channels
+
+    def classify(self, x: Tensor) -> Tensor:
+        """CLASSIFY: class logits [N, num_classes] of images in [-1, 1] (call in eval mode)."""
+        raise NotImplementedError(f"{type(self).__name__} does not classify images")
+
+    def predict_codes(self, x: Tensor) -> Tensor:
+        """CODES: logits [N, K] of the categorical latent code that images x in [-1, 1] were drawn with."""
+        raise NotImplementedError(f"{type(self).__name__} has no categorical code to predict")
+
+    def traverse_codes(self) -> list[str]:
+        """TRAVERSE: the continuous codes `traverse` accepts. Default: none."""
+        return []
+
+    def traverse(self, code: str, steps: int = 10, generator: torch.Generator | None = None) -> tuple[Tensor, int]:
+        """TRAVERSE: (a grid of images varying `code` across each row, images per row)."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent codes to traverse")
 
     def preview(self, n: int, *, generator: torch.Generator, batch: Batch) -> Tensor:
         """Images for the periodic training grid; same `generator` seed -> same inputs every time.
         `batch` is a fixed batch of real data (for image-to-image models). Conditional models show
         one row per class (`class_rows`)."""
-        if self.unconditional:
+        if not self.can(CONDITIONAL):
             return self.generate(n, generator=generator)
         labels = class_rows(self.data.num_classes, self.grid_nrow(n), self.device)
         return self.generate(labels.shape[0], labels=labels, generator=generator)
@@ -84,7 +209,7 @@ class GANModel(nn.Module):
     def grid_nrow(self, n: int) -> int:
         """Images per grid row for n images: square for unconditional models, n // classes (one row
         per class) for conditional ones."""
-        if self.unconditional or not self.data.num_classes:
+        if not self.can(CONDITIONAL) or not self.data.num_classes:
             return max(1, int(round(n**0.5)))
         return max(1, n // self.data.num_classes)
 
@@ -120,6 +245,8 @@ class UnconditionalGAN(GANModel):
     non-saturating loss -log σ(D(G(z))). Subclasses build `self.G`, `self.D` and set `z_dim`."""
 
     z_dim: int
+    capabilities = frozenset({GENERATE})
+    suites = ("histogram",)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.rand(n, self.z_dim, generator=generator, device=self.device) * 2 - 1  # U(-1, 1)

@@ -58,7 +58,7 @@ from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
 from ..nn.conditional import checked_labels, one_hot, random_labels
 from ..nn.layers import Maxout
 from ..registry import MODELS
-from .base import GANModel, Phase, init_normal
+from .base import CONDITIONAL, GENERATE, GANModel, Phase, init_normal
 
 
 class CondMLPGenerator(nn.Module):
@@ -140,7 +140,8 @@ class CGAN(GANModel):
     """Conditional GAN (Mirza & Osindero 2014): the class label is an input of both G and D."""
 
     needs = frozenset({"image", "label"})
-    unconditional = False
+    capabilities = frozenset({GENERATE, CONDITIONAL})
+    suites = ("class_accuracy",)
     tiny_args = {"g_z_units": 16, "g_y_units": 16, "g_units": 32, "d_x_units": 16, "d_y_units": 8,
                  "d_units": 16}  # for the test suite
 

@@ -49,7 +49,7 @@ from ..nn.translation import (
     check_generator_fits,
 )
 from ..registry import MODELS
-from .base import Batch, GANModel, Phase
+from .base import TRANSLATE, Batch, GANModel, Phase
 
 DIRECTIONS = ("AtoB", "BtoA")
 GAN_LOSSES = {"lsgan": lsgan, "vanilla": bce}  # on raw D outputs: least squares / BCE on logits
@@ -65,6 +65,8 @@ class CycleGAN(GANModel):
     cycle and identity L1, image pools of 50."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"A", "B"})
+    capabilities = frozenset({TRANSLATE})
+    suites = ("translation",)
     ema_nets: ClassVar[tuple[str, ...]] = ("G_A", "G_B")
     g_forwards: ClassVar[dict[str, int]] = {"G_A": 3, "G_B": 3}  # 2 translations + 1 identity each
     pad_multiple: int = 4  # resnet generators; set from the net in __init__
@@ -134,6 +136,9 @@ class CycleGAN(GANModel):
         return {"loss": d_a + d_b, "D_A": d_a, "D_B": d_b}
 
     # -- inference ------------------------------------------------------------------------------
+    def directions(self) -> tuple[str, ...]:
+        return (self.direction, _other(self.direction))  # G_A: the trained direction, G_B: back
+
     def generator_for(self, direction: str | None = None) -> torch.nn.Module:
         """G_A for the trained direction (dataset A -> B under AtoB), G_B for the other."""
         direction = direction or self.direction

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from ..data.base import DataInfo
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
 from ..registry import MODELS
-from .base import Batch, GANModel, Phase, class_rows, init_normal
+from .base import CODES, GENERATE, TRAVERSE, Batch, GANModel, Phase, class_rows, init_normal
 
 
 def _quarter(resolution: int) -> int:
@@ -106,7 +106,9 @@ class InfoGAN(GANModel):
     """InfoGAN (Chen et al. 2016): a GAN whose Q head (on D's body) recovers latent codes from the fakes."""
 
     tiny_args = {"ngf": 8, "ndf": 8, "fc_dim": 32, "q_dim": 16}  # for the test suite
-    unconditional = True  # c1 is a latent code, not a label; generate(labels=...) sets it when given
+    # c1 is a latent code, not a label (not CONDITIONAL); generate(labels=...) sets it when given
+    capabilities = frozenset({GENERATE, CODES, TRAVERSE})
+    suites = ("code_accuracy", "histogram")
 
     def __init__(self, data: DataInfo, *, z_dim: int = 62, cat_dim: int = 10, cont_dim: int = 2,
                  lambda_cat: float = 1.0, lambda_cont: float = 1.0, ngf: int = 64, ndf: int = 64,
@@ -155,6 +157,10 @@ class InfoGAN(GANModel):
     def q(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Q(c | x): Q's head on D's body features."""
         return self.Q(self.D.body(x))
+
+    def predict_codes(self, x: Tensor) -> Tensor:
+        """Q's logits of the categorical code c1 [N, cat_dim]."""
+        return self.q(x)[0]
 
     def info_terms(self, cat_logits: Tensor, cont_mean: Tensor, cat: Tensor, cont: Tensor) -> dict[str, Tensor]:
         """The mutual-information penalty λ_cat·CE + λ_cont·NLL (= −λ·MI + const) and its parts."""

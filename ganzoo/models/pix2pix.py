@@ -45,7 +45,7 @@ from ..nn.translation import (
     check_generator_fits,
 )
 from ..registry import MODELS
-from .base import Batch, GANModel, Phase
+from .base import TRANSLATE, Batch, GANModel, Phase
 
 DIRECTIONS = ("AtoB", "BtoA")
 GAN_LOSSES = {"vanilla": bce, "lsgan": lsgan}  # on raw D outputs: BCE on logits / least squares
@@ -60,6 +60,8 @@ class Pix2Pix(GANModel):
     """Paired image-to-image translation (Isola et al. 2017): U-Net G, PatchGAN D on (A, B), cGAN + L1."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"A", "B"})
+    capabilities = frozenset({TRANSLATE})
+    suites = ("translation",)
     g_forwards: ClassVar[dict[str, int]] = {"G": 1}  # per iteration (the reference: one netG forward)
     pad_multiple: int = 256  # unet_256; set from the net in __init__
     scale: int = 1
@@ -112,6 +114,9 @@ class Pix2Pix(GANModel):
         return {"loss": loss_gan + self.lambda_L1 * loss_l1, "gan": loss_gan, "L1": loss_l1}
 
     # -- inference ------------------------------------------------------------------------------
+    def directions(self) -> tuple[str, ...]:
+        return (self.direction,)  # one G: the trained direction only
+
     @torch.no_grad()
     def translate(self, x: Tensor, direction: str | None = None) -> Tensor:
         """[N, C_src, H, W] in [-1, 1] -> [N, C_dst, H, W]; H, W multiples of `pad_multiple`."""

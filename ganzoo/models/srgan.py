@@ -14,13 +14,14 @@ then one G step per iteration (k = 1) from one G forward. `content_loss=mse` use
 paper's SRGAN-VGG22.
 
 The two-stage recipe: SRGAN starts from a trained SRResNet, `init_from=<srresnet run>` (its EMA G when
-that run kept one, else its G), then 10^5 iterations at lr 1e-4 and 10^5 at 1e-5: conf/model/srgan.yaml
+that run kept one, else its G; declared in `pretrained()` and loaded when a fresh run starts), then 10^5 iterations at lr 1e-4 and 10^5 at 1e-5: conf/model/srgan.yaml
 sets `optim.schedule=step`, `optim.decay_start=100000`, `optim.decay_factor=0.1`, `trainer.max_steps=200000`.
 
 Deviations: as `srresnet` (LR in [-1, 1], torch's antialiased bicubic, default init, `residual` option);
 the D's dense input is sized from the crop (512·(R/16)² = 18,432 at 96 px); the 1/12.75 is applied to
 the features (so the MSE scales by 1/12.75²), which is how the paper words it. The VGG weights are not
-part of the model's state (checkpoints stay small; see nn/vgg.py) and are loaded at the first step.
+part of the model's state (a frozen pretrained part: checkpoints stay small; see nn/vgg.py), loaded when
+training starts.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..checkpoint import load_run
 from ..data.base import DataInfo
 from ..errors import UserError
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
 from ..nn.sr import SRDiscriminator, SRModel, SRResNetGenerator
 from ..nn.vgg import VGGFeatures, vgg19_weights_file
 from ..registry import MODELS
-from .base import Phase
+from .base import Phase, Pretrained
 
 CONTENT_LOSSES = ("vgg", "mse")
 
@@ -62,49 +62,29 @@ class SRGAN(SRModel):
         self.D = SRDiscriminator(data.channels, data.resolution, ndf=ndf, dense=dense)
         self.content = VGGFeatures(vgg_layer) if content_loss == "vgg" else None
         self.content_weights = content_weights  # "imagenet" | "random" (tests only) | a path to the .pth
-        # init_from problems are raised at the first training step, not here: a finished SRGAN run must
-        # still load for eval/translate after its SRResNet run was deleted (load_state_dict clears this)
-        self._init_error: str | None = None
-        if init_from:
-            try:
-                self.G.load_state_dict(self._srresnet_g(init_from))
-            except UserError as e:
-                self._init_error = str(e)
+        self.init_from = init_from
 
-    def _srresnet_g(self, run: str) -> dict[str, Tensor]:
-        """G's state dict from a run (EMA G when the run has one), or a one-line UserError."""
-        try:
-            ckpt = load_run(run)
-        except UserError as e:
-            raise UserError(f"model.init_from={run}: {e} (train the SRResNet stage first: "
-                            f"ganzoo train model=srresnet ...)") from None
-        if ckpt["model"]["name"] not in ("srresnet", "srgan"):
-            raise UserError(f"model.init_from={run} is a {ckpt['model']['name']} run: give an srresnet (or srgan) run")
-        ema = (ckpt.get("ema") or {}).get("G")
-        state = ema if ema is not None else {k[2:]: v for k, v in ckpt["nets"].items() if k.startswith("G.")}
-        own = self.G.state_dict()
-        if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
-            args = {k: v for k, v in ckpt["model"]["args"].items() if k in ("scale", "n_blocks", "width", "residual")}
-            raise UserError(f"model.init_from={run}: its G ({', '.join(f'{k}={v}' for k, v in args.items()) or 'defaults'}, "
-                            f"{ckpt['data']['channels']} channels) does not match this G: use the same model.scale, "
-                            f"n_blocks, width, residual and dataset channels")
-        return state
+    def pretrained(self) -> list[Pretrained]:
+        """The SRResNet stage's G (`init_from`, its EMA G when kept: an initialisation, trainable) and the
+        frozen VGG19 of the content loss; both needed to train only (`ganzoo.build.load_pretrained`)."""
+        parts = []
+        if self.init_from:
+            parts.append(Pretrained("G", "run", self.init_from, net="G", frozen=False, arg="init_from",
+                                    accepts=("srresnet", "srgan"),
+                                    hint="train the SRResNet stage first: ganzoo train model=srresnet ...",
+                                    mismatch_hint="use the same model.scale, n_blocks, width, residual and "
+                                                  "dataset channels"))
+        if self.content is not None and self.content_weights != "random":
+            parts.append(Pretrained("content", "file", self.content_weights, arg="content_weights",
+                                    load_file=self._load_vgg))
+        return parts
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._init_error = None  # resumed or rebuilt from a checkpoint: init_from no longer matters
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    def prepare(self, batch: dict) -> dict:
-        if self._init_error is not None:
-            raise UserError(self._init_error)
-        if self.content is not None and not self.content.loaded and self.content_weights != "random":
-            w = self.content_weights
-            path = vgg19_weights_file() if w == "imagenet" else Path(w).expanduser()
-            if not path.is_file():
-                raise UserError(f"model.content_weights={w}: no such file; give the path of vgg19-dcbb9e9d.pth, "
-                                "or content_weights=imagenet to fetch it")
-            self.content.load_weights(path)
-        return super().prepare(batch)
+    def _load_vgg(self, weights: str) -> None:
+        path = vgg19_weights_file() if weights == "imagenet" else Path(weights).expanduser()
+        if not path.is_file():
+            raise UserError(f"model.content_weights={weights}: no such file; give the path of vgg19-dcbb9e9d.pth, "
+                            "or content_weights=imagenet to fetch it")
+        self.content.load_weights(path)
 
     def phases(self) -> list[Phase]:
         return [Phase("D", ("D",), self.d_loss), Phase("G", ("G",), self.g_loss)]

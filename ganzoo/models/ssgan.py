@@ -5,11 +5,11 @@ openai/improved-gan, mnist_svhn_cifar10/train_mnist_feature_matching.py (+ its n
 Truly semi-supervised: the run sees the labels of a fixed, balanced subset only
 (`dataset.labels_per_class` per class — conf/model/ssgan.yaml sets 10, i.e. 100 labels on
 MNIST/digits — chosen by `ganzoo.data.loader.balanced_subset` from `dataset.label_seed`, independent
-of the training seed). `labeled_subset = True` tells `run.train` to build the subset and hand it to
-the BatchStream; the trainer names no model. Every training image is still used unlabeled (the normal
-stream, which in this mode carries no "label" field); each iteration also carries a labeled batch
-("image_l", "label_l") resampled from the subset by the BatchStream (its own seeded permutations,
-resumed exactly). (eriklindernoren's "sgan" trains on every label: not semi-supervised.)
+of the training seed). The model `needs` the fields "image", "image_l" and "label_l": the data layer
+provides them when `dataset.labels_per_class` is set (`ganzoo.data.loader.with_labeled_subset`); the
+trainer names no model. Every training image is still used unlabeled (the normal stream, which in
+this mode carries no "label" field); each iteration also carries a labeled batch ("image_l",
+"label_l") resampled from the subset by the BatchStream (its own seeded permutations, resumed exactly). (eriklindernoren's "sgan" trains on every label: not semi-supervised.)
 
 D is a K-class classifier whose (K+1)-th "fake" logit is fixed at 0. With logits l(x) ∈ R^K and
 Z(x) = Σ_k exp l_k(x), lse(x) = log Z(x):
@@ -43,8 +43,8 @@ loss climbing past 20 — and G's tanh output saturates into one binary image fo
 passes a saturated tanh, so it never recovers and D falls back to about the labels-only accuracy
 (measured: seed 0 on 2 threads, docs/models.md). The trainer prints the warning once.
 
-Evaluation: `classify(x)` returns the K logits; `test_accuracy(model, dataset)` the accuracy on a
-split (eval mode: no noise); `evaluate_run(run)` both with the live D and, when the run kept an EMA
+Evaluation (the `ssl_accuracy` suite, `ganzoo.metrics.classify`): `classify(x)` returns the K logits;
+the suite reports the test accuracy with the live D and, when the run kept an EMA
 (`trainer.ema=true`; `ema_nets` = G and D here), with the EMA D — the official code tests with
 parameter averages of D (rate 1e-4 ⇔ `trainer.ema_decay=0.9999`), which needs long runs; the trainer's
 EMA starts from the weights before the data-dependent init, so use `trainer.ema_start` > 0 for
@@ -72,16 +72,15 @@ the unsupervised terms only.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.base import DataInfo, ImageDataset
+from ..data.base import DataInfo
 from ..losses import feature_matching
 from ..registry import MODELS
-from .base import Batch, GANModel, Phase
+from .base import CLASSIFY, GENERATE, Batch, GANModel, Phase
 
 
 def unsupervised_loss(logits_unl: Tensor, logits_fake: Tensor) -> Tensor:
@@ -219,9 +218,10 @@ class SSGANDiscriminator(nn.Module):
 class SSGAN(GANModel):
     """Semi-supervised GAN (Salimans et al. 2016): K-class D with the fake logit at 0, feature matching, 100 labels."""
 
-    needs = frozenset({"image", "label"})
+    needs = frozenset({"image", "image_l", "label_l"})
     ema_nets = ("G", "D")  # the official code tests with averaged D parameters
-    labeled_subset: ClassVar[bool] = True  # run.train gives the stream a fixed labeled subset (labels_per_class)
+    capabilities = frozenset({GENERATE, CLASSIFY})
+    suites = ("ssl_accuracy",)
     tiny_args = {"g_hidden": 32, "d_hidden": [32, 16, 16]}  # for the test suite
     tiny_dataset = {"name": "digits", "root": None, "resolution": 28, "num_train": 256, "num_test": 64,
                     "labels_per_class": 2, "label_seed": 0}
@@ -236,16 +236,20 @@ class SSGAN(GANModel):
             raise ValueError(f"unknown fm_batches {fm_batches!r} (known: separate, shared): set model.fm_batches")
         self.z_dim, self.unlabeled_weight = z_dim, unlabeled_weight
         self.fm_separate = fm_batches == "separate"
-        # separate: each batch of B unlabeled images is split in two halves — the D step's and the G step's
-        # (the official code's two shuffled copies), and the G step draws fresh z; so the labeled batch is B/2
-        self.labeled_batch_divisor = 2 if self.fm_separate else 1
-        self.g_forwards = {"G": 2 if self.fm_separate else 1}
+        self.g_forwards = {"G": 2 if self.fm_separate else 1}  # for the test suite (moves to its table next)
         shape = (data.channels, data.resolution, data.resolution)
         self.G = SSGANGenerator(z_dim, shape, g_hidden)
         self.D = SSGANDiscriminator(math.prod(shape), data.num_classes, tuple(d_hidden), input_noise, hidden_noise)
         self._init_checked = False  # host-side: D.initialized is read once per process, not every step
 
     # -- training -------------------------------------------------------------------------------
+    def batch_size_of(self, field: str, batch_size: int) -> int:
+        # separate: each batch of B unlabeled images is split in two halves — the D step's and the G step's
+        # (the official code's two shuffled copies), and the G step draws fresh z; so the labeled batch is B/2
+        if field in ("image_l", "label_l") and self.fm_separate:
+            return batch_size // 2
+        return batch_size
+
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.rand(n, self.z_dim, generator=generator, device=self.device)  # U(0, 1), as the official code
 
@@ -314,38 +318,3 @@ class SSGAN(GANModel):
     def generate(self, n, *, labels=None, generator=None, z=None) -> Tensor:
         return self.G(self.sample_latent(n, generator) if z is None else z)
 
-
-@torch.no_grad()
-def test_accuracy(model: SSGAN, dataset: ImageDataset, *, batch_size: int = 1000) -> float:
-    """Accuracy of `model.classify` (eval mode: no noise) on every item of `dataset` (centre crop, no
-    flip). Uses whatever D the model holds: load a run with EMA weights for the EMA accuracy."""
-    from ..data.loader import augment_batch, to_float
-
-    was_training = model.training
-    model.eval()
-    data = dataset.tensors()
-    room = dataset.item_size - dataset.info.resolution
-    correct, device = 0, model.device
-    for i in range(0, len(dataset), batch_size):
-        img = data["image"][i:i + batch_size].to(device)
-        b = img.shape[0]
-        img = augment_batch(img, dataset.augment, torch.zeros(b, dtype=torch.bool, device=device),
-                            torch.full((b, 2), room // 2, device=device), dataset.info.resolution)
-        pred = model.classify(to_float(img)).argmax(1)
-        correct += int((pred == data["label"][i:i + batch_size].to(device)).sum())
-    model.train(was_training)
-    return correct / len(dataset)
-
-
-def evaluate_run(run: str, *, split: str = "test", device: str = "cpu") -> dict[str, float]:
-    """Test accuracy of a run's newest checkpoint: {"acc": live D, "acc_ema": EMA D (when kept)}."""
-    from ..build import build_dataset
-    from ..run import load_model
-
-    dev = torch.device(device)
-    model, ckpt = load_model(run, device=dev, ema=False)
-    data = build_dataset(ckpt["dataset"], split=split)
-    out = {"step": ckpt["step"], "acc": test_accuracy(model, data)}
-    if ckpt.get("ema") and "D" in ckpt["ema"]:
-        out["acc_ema"] = test_accuracy(load_model(run, device=dev, ema=True)[0], data)
-    return out

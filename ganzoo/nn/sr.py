@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..models.base import GANModel
+from ..models.base import TRANSLATE, GANModel
 
 SCALES = (2, 4, 8)
 
@@ -150,6 +150,8 @@ class SRModel(GANModel):
 
     needs: ClassVar[frozenset[str]] = frozenset({"image"})
     ema_nets: ClassVar[tuple[str, ...]] = ("G",)
+    capabilities = frozenset({TRANSLATE})
+    suites = ("super_resolution",)
     pad_multiple: ClassVar[int] = 1  # any LR size works
     scale: int = 4
     tile: ClassVar[int] = 128  # translate(): LR tile size and context margin (see upscale_tiled)
@@ -163,6 +165,9 @@ class SRModel(GANModel):
                             f"dataset.resolution to a multiple of {self.scale} (e.g. 96)")
         lr = downscale(hr, self.scale)
         return {"lr": lr, "sr": self.G(lr)}
+
+    def directions(self) -> tuple[str, ...]:
+        return ("AtoB",)  # LR -> HR
 
     @torch.no_grad()
     def translate(self, x: Tensor, direction: str | None = None, *, tile: int | None = None,
