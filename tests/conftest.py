@@ -1,21 +1,68 @@
-"""Shared fixtures: a private data home per test session, tiny training settings, a CLI runner."""
+"""Shared fixtures: a private data home per test session, tiny training settings, a CLI runner.
+
+The tiny sizes themselves live in tests/tiny.py; the helpers below hand out copies of them."""
 
 from __future__ import annotations
 
+import copy
 import os
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+
+from .tiny import (
+    G_FORWARDS,
+    TINY_DATA,
+    TINY_DATASET,
+    TINY_DIGITS,
+    TINY_MODEL_ARGS,
+    TINY_OVERRIDES,
+    TINY_TRAINER,
+)
+
+if TYPE_CHECKING:
+    from ganzoo.settings import TrainerSettings
 
 # tests never touch the user's cache or the network
 os.environ.setdefault("GANZOO_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ganzoo-test-{os.getpid()}"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-TINY_DIGITS = {"name": "digits", "root": None, "resolution": 28, "num_train": 256, "num_test": 64}
-TINY_DATA = ["dataset.num_train=256", "dataset.num_test=64"]
-TINY_OVERRIDES = [*TINY_DATA, "trainer.batch_size=8", "trainer.log_every=1",
-                  "trainer.sample_every=0", "trainer.n_samples=4", "trainer.progress=false",
-                  "trainer.tensorboard=false"]
+__all__ = ["TINY_DATA", "TINY_DIGITS", "TINY_OVERRIDES", "invoke", "tiny_data_cfg", "tiny_generator_forwards",
+           "tiny_model_args", "tiny_model_cfg", "tiny_model_overrides", "tiny_trainer_settings"]
+
+
+def tiny_trainer_settings(**overrides) -> TrainerSettings:
+    """TrainerSettings of a tiny CPU run (tiny.TINY_TRAINER: 2 steps of 8, a stats line each step, no
+    samples or checkpoints before the end, no progress bar or TensorBoard), with `overrides` on top."""
+    from ganzoo.settings import TrainerSettings
+
+    return TrainerSettings(**{**TINY_TRAINER, **overrides})
+
+
+def tiny_model_args(name: str) -> dict:
+    """A copy of the model's tiny constructor args (tiny.TINY_MODEL_ARGS)."""
+    return copy.deepcopy(TINY_MODEL_ARGS[name])
+
+
+def tiny_model_cfg(name: str, **overrides) -> dict:
+    """The model config of a tiny run, `{"name": name, **tiny args, **overrides}`, as run.train takes it."""
+    return {"name": name, **tiny_model_args(name), **overrides}
+
+
+def tiny_model_overrides(name: str) -> list[str]:
+    """The model's tiny args as `ganzoo train` overrides (model.ngf=8 ...); the model itself not chosen."""
+    return [f"model.{k}={v}" for k, v in TINY_MODEL_ARGS[name].items()]
+
+
+def tiny_data_cfg(name: str, **overrides) -> dict:
+    """A copy of the model's tiny dataset config (tiny.TINY_DATASET), with `overrides` on top."""
+    return {**copy.deepcopy(TINY_DATASET[name]), **overrides}
+
+
+def tiny_generator_forwards(name: str, args: dict) -> dict[str, int]:
+    """{generator net: forwards in one training iteration} of the model built with `args` (tiny.G_FORWARDS)."""
+    return G_FORWARDS[name](args)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ganzoo.overrides import flags_first, with_resume
 
-from .conftest import TINY_DATA, TINY_OVERRIDES, invoke
+from .conftest import TINY_DATA, TINY_OVERRIDES, invoke, tiny_model_overrides
 
 
 def test_version_and_help(cli_runner):
@@ -112,7 +112,7 @@ def _ganzoo(*args, cwd, env=None):
 
 def test_console_script_train_then_sample_then_resume(tmp_path):
     run_dir = tmp_path / "run"
-    r = _ganzoo("train", "trainer.max_steps=3", *TINY_OVERRIDES, "model.ngf=8", "model.ndf=8",
+    r = _ganzoo("train", "trainer.max_steps=3", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"),
                 f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "stats.jsonl").exists()

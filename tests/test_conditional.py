@@ -20,16 +20,12 @@ from ganzoo.errors import UserError
 from ganzoo.losses import d_bce, g_nonsaturating
 from ganzoo.models import base as contract
 from ganzoo.registry import MODELS
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 
-from .conftest import TINY_DIGITS, invoke
+from .conftest import TINY_DIGITS, invoke, tiny_model_args, tiny_model_cfg, tiny_trainer_settings
 
 CONDITIONAL = ["acgan", "cgan"]
 DIGITS_INFO = DataInfo("digits", 1, 28, 10, 100, ("image", "label"))
-
-
-def _tiny(name: str) -> dict:
-    return dict(MODELS.get(name).tiny_args)
 
 
 def _batch(n: int = 8) -> dict:
@@ -53,7 +49,7 @@ def _class_logits_recorder(model) -> list[torch.Tensor]:
 
 def test_acgan_class_loss_uses_real_and_fake_in_d_and_g():
     torch.manual_seed(0)
-    model = build_model("acgan", _tiny("acgan"), DIGITS_INFO)
+    model = build_model("acgan", tiny_model_args("acgan"), DIGITS_INFO)
     batch = _batch()
     seen = _class_logits_recorder(model)
     ctx = model.prepare(batch)
@@ -83,7 +79,7 @@ def test_acgan_losses_are_the_paper_sums_on_logits():
     """Eval mode (no dropout, BN running stats) so that D is deterministic: the loss values equal
     BCE_src + CE(real) + CE(fake) for D and non-saturating src + CE(fake) for G, all on raw outputs."""
     torch.manual_seed(0)
-    model = build_model("acgan", _tiny("acgan"), DIGITS_INFO).eval()
+    model = build_model("acgan", tiny_model_args("acgan"), DIGITS_INFO).eval()
     batch = _batch()
     ctx = model.prepare(batch)
     with torch.no_grad():
@@ -132,10 +128,8 @@ def test_unlabeled_dataset_is_refused(name):
 @pytest.fixture(scope="module")
 def cgan_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cgan_run")
-    settings = TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=20,
-                               progress=False, tensorboard=False, device="cpu")
-    run.train(model_cfg={"name": "cgan", **_tiny("cgan")}, dataset_cfg=dict(TINY_DIGITS), trainer=settings,
-              optim=OptimSettings(), seed=0, run_dir=run_dir, config={})
+    run.train(model_cfg=tiny_model_cfg("cgan"), dataset_cfg=dict(TINY_DIGITS),
+              trainer=tiny_trainer_settings(n_samples=20), optim=OptimSettings(), seed=0, run_dir=run_dir, config={})
     return run_dir
 
 
@@ -176,10 +170,8 @@ def test_cgan_nets_take_the_label_and_train(net, tmp_path):
     assert (a - b).abs().amax() > 1e-4
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     assert not torch.equal(model.D(x, torch.tensor([0, 0, 0, 0])), model.D(x, torch.tensor([5, 5, 5, 5])))
-    settings = TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
-                               progress=False, tensorboard=False, device="cpu")
-    t = run.train(model_cfg={"name": "cgan", "net": net}, dataset_cfg=dict(TINY_DIGITS), trainer=settings,
-                  optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
+    t = run.train(model_cfg={"name": "cgan", "net": net}, dataset_cfg=dict(TINY_DIGITS),
+                  trainer=tiny_trainer_settings(), optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
     assert t.step == 2
     with pytest.raises(UserError, match="unknown net 'mlp'"):
         build_model("cgan", {"net": "mlp"}, DIGITS_INFO)

@@ -14,10 +14,9 @@ from ganzoo.checkpoint import load_run
 from ganzoo.errors import UserError
 from ganzoo.metrics.hungarian import hungarian
 from ganzoo.models.base import CONDITIONAL, GENERATE, GANModel
-from ganzoo.registry import MODELS
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 
-from .conftest import TINY_DIGITS, invoke
+from .conftest import TINY_DIGITS, invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settings
 
 FAST = ["n_per_class=4", "batch_size=64", "device=cpu", "judge_epochs=1"]
 
@@ -42,11 +41,9 @@ def test_hungarian_matches_brute_force(seed):
 
 
 def _train(name: str, run_dir, max_steps_: int = 2, **kw):
-    settings = TrainerSettings(max_steps=max_steps_, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
-                               progress=False, tensorboard=False, device="cpu", **kw)
-    run.train(model_cfg={"name": name, **dict(getattr(MODELS.get(name), "tiny_args", {}))},
-              dataset_cfg=dict(getattr(MODELS.get(name), "tiny_dataset", TINY_DIGITS)), trainer=settings,
-              optim=OptimSettings(), seed=3, run_dir=run_dir, config={})
+    run.train(model_cfg=tiny_model_cfg(name), dataset_cfg=tiny_data_cfg(name),
+              trainer=tiny_trainer_settings(max_steps=max_steps_, **kw), optim=OptimSettings(), seed=3,
+              run_dir=run_dir, config={})
     return run_dir
 
 
@@ -69,7 +66,7 @@ def test_eval_infogan_code_accuracy_and_matching(cli_runner, tmp_path):
     assert 0 <= m["code_accuracy"] <= 1
     matching = {int(c): k for c, k in m["code_matching"].items()}
     assert sorted(matching) == list(range(10)) and sorted(matching.values()) == list(range(10))
-    assert sum(map(sum, m["code_confusion"])) == TINY_DIGITS["num_test"]
+    assert sum(map(sum, m["code_confusion"])) == tiny_data_cfg("infogan")["num_test"]
     assert "class_histogram" in m  # its generator is unconditional: the judge's histogram too
 
 
@@ -108,10 +105,9 @@ def test_eval_unlabeled_dataset_is_one_line_exit_2(cli_runner, tmp_path):
     for i in range(16):
         Image.new("RGB", (16, 16), (i * 15, 0, 255 - i * 15)).save(images / f"{i}.png")
     run_dir = tmp_path / "gan"
-    settings = TrainerSettings(max_steps=1, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
-                               progress=False, tensorboard=False, device="cpu")
-    run.train(model_cfg={"name": "gan", **MODELS.get("gan").tiny_args},
-              dataset_cfg={"name": "image_folder", "path": str(images), "resolution": 16}, trainer=settings,
+    run.train(model_cfg=tiny_model_cfg("gan"),
+              dataset_cfg={"name": "image_folder", "path": str(images), "resolution": 16},
+              trainer=tiny_trainer_settings(max_steps=1),
               optim=OptimSettings(), seed=0, run_dir=run_dir, config={})
     r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST])
     assert r.exit_code == 2
@@ -147,10 +143,9 @@ def test_eval_every_on_an_unlabeled_dataset_fails_before_training(tmp_path):
     images.mkdir()
     for i in range(8):
         Image.new("RGB", (16, 16), (i * 30, 0, 0)).save(images / f"{i}.png")
-    settings = TrainerSettings(max_steps=1, batch_size=4, progress=False, tensorboard=False, device="cpu",
-                               eval_every=1)
+    settings = tiny_trainer_settings(max_steps=1, batch_size=4, eval_every=1)
     with pytest.raises(UserError, match="no labels"):
-        run.train(model_cfg={"name": "gan", **MODELS.get("gan").tiny_args},
+        run.train(model_cfg=tiny_model_cfg("gan"),
                   dataset_cfg={"name": "image_folder", "path": str(images), "resolution": 16}, trainer=settings,
                   optim=OptimSettings(), seed=0, run_dir=tmp_path / "run", config={})
     assert not (tmp_path / "run" / "stats.jsonl").exists()

@@ -15,20 +15,13 @@ from ganzoo import run
 from ganzoo.build import build_dataset, build_model, split_name
 from ganzoo.data.base import DataInfo
 from ganzoo.data.loader import BatchStream
-from ganzoo.models.infogan import InfoGAN
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 from ganzoo.trainer import Trainer
 
-from .conftest import TINY_DIGITS, invoke
+from .conftest import TINY_DIGITS, invoke, tiny_model_args, tiny_model_cfg, tiny_trainer_settings
 
-TINY = dict(InfoGAN.tiny_args)
+TINY = tiny_model_args("infogan")
 INFO = DataInfo("digits", 1, 28, 10, 100, ("image", "label"))
-
-
-def _settings(**kw) -> TrainerSettings:
-    base = dict(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4, progress=False,
-                tensorboard=False, device="cpu")
-    return TrainerSettings(**{**base, **kw})
 
 
 def _g_inputs(model):
@@ -97,7 +90,7 @@ def test_phases_and_logged_scalars(tmp_path):
     m = build_model("infogan", TINY, data.info)
     assert [(p.name, p.nets) for p in m.phases()] == [("D", ("D", "Q")), ("G", ("G",))]
     stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
-    t = Trainer(m, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
+    t = Trainer(m, stream, settings=tiny_trainer_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
                 device=torch.device("cpu"), meta={})
     t.train_step(next(stream))
     stats = t.flush_stats()
@@ -118,8 +111,8 @@ def test_official_learning_rates_reach_the_optimizers(tmp_path):
     data = build_dataset(dict(TINY_DIGITS), seed=0)
     m = build_model(name, {**args, **TINY}, data.info)
     stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
-    t = Trainer(m, stream, settings=_settings(), optim=OptimSettings(**c["optim"]), run_dir=tmp_path, seed=0,
-                device=torch.device("cpu"), meta={})
+    t = Trainer(m, stream, settings=tiny_trainer_settings(), optim=OptimSettings(**c["optim"]), run_dir=tmp_path,
+                seed=0, device=torch.device("cpu"), meta={})
     assert t.opt["D"].param_groups[0]["lr"] == 2e-4 and t.opt["G"].param_groups[0]["lr"] == 1e-3
     assert t.opt["D"].param_groups[0]["betas"] == (0.5, 0.999) == t.opt["G"].param_groups[0]["betas"]
     d_params = {id(p) for p in t.opt["D"].param_groups[0]["params"]}
@@ -159,8 +152,8 @@ def test_traverse_grid():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    for name, args in (("infogan", TINY), ("dcgan", {"ngf": 8, "ndf": 8})):
-        run.train(model_cfg={"name": name, **args}, dataset_cfg=dict(TINY_DIGITS), trainer=_settings(),
+    for name in ("infogan", "dcgan"):
+        run.train(model_cfg=tiny_model_cfg(name), dataset_cfg=dict(TINY_DIGITS), trainer=tiny_trainer_settings(),
                   optim=OptimSettings(), seed=0, run_dir=root / name, config={})
     return root
 

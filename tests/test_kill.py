@@ -36,9 +36,9 @@ import torch
 
 from ganzoo import checkpoint as ck
 
-from .conftest import TINY_OVERRIDES, invoke
+from .conftest import TINY_OVERRIDES, invoke, tiny_model_overrides
 
-ARGS = [*TINY_OVERRIDES, "model.ngf=8", "model.ndf=8", "trainer.max_steps=6", "trainer.ckpt_every=2",
+ARGS = [*TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=6", "trainer.ckpt_every=2",
         "trainer.keep_ckpts=2"]
 
 # (point, the save it hits, the step load_run must give after the kill)

@@ -13,32 +13,23 @@ from ganzoo.build import build_dataset, build_model
 from ganzoo.checkpoint import load_run
 from ganzoo.data.loader import BatchStream
 from ganzoo.registry import MODELS
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 from ganzoo.trainer import Trainer
 
-from .conftest import TINY_DIGITS
+from .conftest import (
+    tiny_data_cfg,
+    tiny_generator_forwards,
+    tiny_model_args,
+    tiny_model_cfg,
+    tiny_trainer_settings,
+)
 
 ALL_MODELS = MODELS.names()
 
 
-def _settings(**kw) -> TrainerSettings:
-    base = dict(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4, progress=False,
-                tensorboard=False, device="cpu")
-    return TrainerSettings(**{**base, **kw})
-
-
-def _model_args(name: str) -> dict:
-    return dict(getattr(MODELS.get(name), "tiny_args", {}))
-
-
-def _tiny_data(name: str) -> dict:
-    """The model's tiny dataset config (`tiny_dataset` class attribute), else the tiny digits."""
-    return dict(getattr(MODELS.get(name), "tiny_dataset", TINY_DIGITS))
-
-
 def _train(name: str, run_dir, resume=None, **kw):
-    return run.train(model_cfg={"name": name, **_model_args(name)}, dataset_cfg=_tiny_data(name),
-                     trainer=_settings(**kw), optim=OptimSettings(), seed=3, run_dir=run_dir, config={},
+    return run.train(model_cfg=tiny_model_cfg(name), dataset_cfg=tiny_data_cfg(name),
+                     trainer=tiny_trainer_settings(**kw), optim=OptimSettings(), seed=3, run_dir=run_dir, config={},
                      resume=resume)
 
 
@@ -69,11 +60,11 @@ def test_trains_saves_resumes_exactly_and_samples(name, tmp_path):
     assert out.exists() and out.stat().st_size > 100
 
 
-def _tiny_trainer(name: str, tmp_path) -> Trainer:
-    data = build_dataset(_tiny_data(name), seed=0)
-    model = build_model(name, _model_args(name), data.info)
+def _tiny_trainer(name: str, tmp_path, args: dict | None = None) -> Trainer:
+    data = build_dataset(tiny_data_cfg(name), seed=0)
+    model = build_model(name, tiny_model_args(name) if args is None else args, data.info)
     stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
-    return Trainer(model, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
+    return Trainer(model, stream, settings=tiny_trainer_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
                    device=torch.device("cpu"), meta={})
 
 
@@ -93,19 +84,30 @@ def test_each_phase_grads_reach_only_its_nets(name, tmp_path):
             assert has_grad == (net_name in phase.nets), f"phase {phase.name}: grads in {net_name}={has_grad}"
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_one_generator_forward_per_iteration(name, tmp_path):
-    """No more G passes per iteration than the reference code (1 for GAN/DCGAN). A model with other
-    generators or passes sets `g_forwards` = {net name: forwards per iteration} (CycleGAN: G_A 3, G_B 3;
-    SSGAN with separate feature-matching batches: G 2, as the official code's fresh z for the G step)."""
-    t = _tiny_trainer(name, tmp_path)
+def _check_generator_forwards(name: str, args: dict, tmp_path) -> None:
+    t = _tiny_trainer(name, tmp_path, args)
     model, stream = t.model, t.stream
-    expected = getattr(model, "g_forwards", {"G": getattr(model, "g_forwards_per_step", 1)})
+    expected = tiny_generator_forwards(name, args)
     calls = {net: 0 for net in expected}
     for net in expected:
         getattr(model, net).register_forward_hook(lambda *a, net=net: calls.__setitem__(net, calls[net] + 1))
     t.train_step(next(stream))
     assert calls == expected
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_one_generator_forward_per_iteration(name, tmp_path):
+    """No more G passes per iteration than the reference code (1 for GAN/DCGAN). A model with other
+    generators or passes has its own row in tests/tiny.py's G_FORWARDS = {net name: forwards per
+    iteration} (CycleGAN: G_A 3, G_B 3; SSGAN with separate feature-matching batches: G 2, as the
+    official code's fresh z for the G step)."""
+    _check_generator_forwards(name, tiny_model_args(name), tmp_path)
+
+
+@pytest.mark.parametrize("name,extra", [("cyclegan", {"lambda_identity": 0.0}), ("ssgan", {"fm_batches": "shared"})])
+def test_generator_forwards_of_the_non_default_variants(name, extra, tmp_path):
+    """G_FORWARDS' other branches: CycleGAN without identity loss 2 per G, SSGAN with shared batches 1."""
+    _check_generator_forwards(name, {**tiny_model_args(name), **extra}, tmp_path)
 
 
 def test_resume_refuses_a_different_model(tmp_path):
@@ -120,7 +122,7 @@ def test_dcgan_adapts_to_size_and_channels():
     from ganzoo.data.base import DataInfo
 
     for res, ch in [(28, 1), (32, 3), (64, 3), (64, 1)]:
-        m = build_model("dcgan", {"ngf": 8, "ndf": 8}, DataInfo("x", ch, res))
+        m = build_model("dcgan", tiny_model_args("dcgan"), DataInfo("x", ch, res))
         assert m.generate(2).shape == (2, ch, res, res)
         assert m.D(torch.zeros(2, ch, res, res)).shape == (2,)
 

@@ -20,9 +20,12 @@ from ganzoo.nn.image_pool import ImagePool
 from ganzoo.settings import OptimSettings, TrainerSettings, resolve_epochs
 from ganzoo.trainer import Trainer
 
-PAIRS = {"name": "digits_pairs", "root": None, "resolution": 32, "num_train": 64, "num_test": 16}
-UNPAIRED = {**PAIRS, "name": "digits_unpaired"}
-TINY_P2P = {"netG": "unet_32", "ngf": 8, "ndf": 8}
+from .conftest import tiny_data_cfg, tiny_model_args, tiny_trainer_settings
+
+PAIRS = tiny_data_cfg("pix2pix")
+UNPAIRED = tiny_data_cfg("cyclegan")
+TINY_P2P = tiny_model_args("pix2pix")
+# smaller than the table's CycleGAN (one residual block) and with the default pools of 50
 TINY_CYC = {"netG": "resnet_1blocks", "ngf": 8, "ndf": 8}
 
 
@@ -33,12 +36,6 @@ def info(ca=1, cb=1, res=32, aligned=True) -> DataInfo:
 def batch(n=2, ca=1, cb=1, res=32, seed=0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {"A": torch.rand(n, ca, res, res, generator=g) * 2 - 1, "B": torch.rand(n, cb, res, res, generator=g) * 2 - 1}
-
-
-def settings(**kw) -> TrainerSettings:
-    base = dict(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4, progress=False,
-                tensorboard=False, device="cpu")
-    return TrainerSettings(**{**base, **kw})
 
 
 # -- the image pool (util/image_pool.py) ------------------------------------------------------------
@@ -81,8 +78,9 @@ def test_pool_contents_survive_a_checkpoint_resume(tmp_path):
     args = {**TINY_CYC, "pool_size": 12}
 
     def train(run_dir, steps, resume=None):
-        return run.train(model_cfg={"name": "cyclegan", **args}, dataset_cfg=UNPAIRED, trainer=settings(max_steps=steps),
-                         optim=OptimSettings(), seed=0, run_dir=run_dir, config={}, resume=resume)
+        return run.train(model_cfg={"name": "cyclegan", **args}, dataset_cfg=UNPAIRED,
+                         trainer=tiny_trainer_settings(max_steps=steps), optim=OptimSettings(), seed=0, run_dir=run_dir,
+                         config={}, resume=resume)
 
     straight = train(tmp_path / "straight", 2).model
     train(tmp_path / "split", 1)
@@ -101,7 +99,7 @@ def _trainer(name: str, args: dict, data: dict, tmp_path) -> Trainer:
     ds = build_dataset(data, seed=0)
     model = build_model(name, args, ds.info)
     stream = BatchStream(ds, batch_size=4, seed=0, device=torch.device("cpu"))
-    return Trainer(model, stream, settings=settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
+    return Trainer(model, stream, settings=tiny_trainer_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
                    device=torch.device("cpu"), meta={})
 
 
@@ -227,9 +225,8 @@ def test_pix2pix_needs_pairs_and_a_fitting_net():
 def test_lr_constant_then_linear_to_zero(tmp_path):
     """64 pairs at batch 8 = 8 steps per epoch: max_epochs 1, decay from epoch 0.5 = step 4."""
     run.train(model_cfg={"name": "pix2pix", **TINY_P2P}, dataset_cfg=PAIRS,
-              trainer=settings(max_steps=None, max_epochs=1.0), optim=OptimSettings(schedule="linear",
-                                                                                    decay_start_epochs=0.5),
-              seed=0, run_dir=tmp_path, config={})
+              trainer=tiny_trainer_settings(max_steps=None, max_epochs=1.0),
+              optim=OptimSettings(schedule="linear", decay_start_epochs=0.5), seed=0, run_dir=tmp_path, config={})
     lines = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
     got = [(rec["step"], round(rec["lr/G"] / 2e-4, 6), round(rec["lr/D"] / 2e-4, 6)) for rec in lines]
     want = [1, 1, 1, 1, 0.75, 0.5, 0.25, 0]  # the multiplier after step s: 1 - max(0, s - 4) / 4
@@ -290,7 +287,7 @@ def test_preview_rows_and_rng(name, args, aligned, cols):
 
 
 def test_sample_on_a_translation_run_writes_the_grid(tmp_path):
-    run.train(model_cfg={"name": "pix2pix", **TINY_P2P}, dataset_cfg=PAIRS, trainer=settings(max_steps=1),
+    run.train(model_cfg={"name": "pix2pix", **TINY_P2P}, dataset_cfg=PAIRS, trainer=tiny_trainer_settings(max_steps=1),
               optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
     out = run.sample(run=str(tmp_path), n=4, out=str(tmp_path / "g.png"), device="cpu")
     from PIL import Image

@@ -21,14 +21,13 @@ from ganzoo.errors import UserError
 from ganzoo.settings import OptimSettings, TrainerSettings
 from ganzoo.trainer import Diverged, StopRequest
 
-from .conftest import TINY_DIGITS, TINY_OVERRIDES
+from .conftest import TINY_DIGITS, TINY_OVERRIDES, tiny_model_cfg, tiny_model_overrides, tiny_trainer_settings
 
-MODEL = {"name": "dcgan", "ngf": 8, "ndf": 8}
+MODEL = tiny_model_cfg("dcgan")
 
 
 def _settings(**kw) -> TrainerSettings:
-    return TrainerSettings(**{**dict(max_steps=6, batch_size=8, log_every=1, sample_every=0, ckpt_every=2,
-                                     n_samples=4, progress=False, tensorboard=False, device="cpu"), **kw})
+    return tiny_trainer_settings(**{"max_steps": 6, "ckpt_every": 2, **kw})
 
 
 def _train(run_dir, *, hook=None, optim=None, resume=None, **kw):
@@ -196,7 +195,7 @@ def test_stop_request_sets_a_flag_then_second_ctrl_c_raises():
 def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code):
     exe = Path(sys.executable).with_name("ganzoo")
     run_dir = tmp_path / "run"
-    args = [str(exe), "train", *TINY_OVERRIDES, "model.ngf=8", "model.ndf=8", "trainer.max_steps=100000",
+    args = [str(exe), "train", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=100000",
             "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stats = run_dir / "stats.jsonl"

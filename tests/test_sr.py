@@ -18,13 +18,13 @@ from ganzoo.errors import UserError
 from ganzoo.metrics import sr as M
 from ganzoo.nn.sr import SRDiscriminator, SRResNetGenerator, downscale, upscale_bicubic, upscale_tiled
 from ganzoo.nn.vgg import VGGFeatures, feature_cut, vgg19_features
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 from ganzoo.trainer import lr_lambda
 
-from .conftest import invoke
+from .conftest import invoke, tiny_data_cfg, tiny_model_args, tiny_trainer_settings
 
-TINY = {"n_blocks": 2, "width": 8, "scale": 2}
-TEX = {"name": "textures", "num_train": 32, "num_test": 2, "size": 24, "test_size": 40, "resolution": 16}
+TINY = tiny_model_args("srresnet")
+TEX = tiny_data_cfg("srresnet")
 
 
 def _n(m: torch.nn.Module) -> int:
@@ -32,10 +32,9 @@ def _n(m: torch.nn.Module) -> int:
 
 
 def _train(tmp_path, name: str, args: dict, steps: int = 2, **kw):
-    s = TrainerSettings(max_steps=steps, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
-                        progress=False, tensorboard=False, device="cpu", **kw)
-    return run.train(model_cfg={"name": name, **args}, dataset_cfg=dict(TEX), trainer=s, optim=OptimSettings(),
-                     seed=0, run_dir=tmp_path, config={})
+    return run.train(model_cfg={"name": name, **args}, dataset_cfg=dict(TEX),
+                     trainer=tiny_trainer_settings(max_steps=steps, **kw), optim=OptimSettings(), seed=0,
+                     run_dir=tmp_path, config={})
 
 
 # -- nets ----------------------------------------------------------------------------------------
@@ -199,7 +198,7 @@ def test_translate_preview_and_contract():
 # -- SRGAN ----------------------------------------------------------------------------------------
 def test_srgan_losses_and_vgg_is_frozen_outside_the_state():
     torch.manual_seed(0)
-    args = {**TINY, "ndf": 8, "dense": 16, "content_weights": "random"}
+    args = tiny_model_args("srgan")
     m = build_model("srgan", args, DataInfo("textures", 3, 16))
     assert not any(k.startswith("content") for k in m.state_dict())  # VGG never lands in checkpoints
     assert all(p is not q for p in m.parameters() for q in m.content.net.parameters())

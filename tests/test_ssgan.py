@@ -23,14 +23,14 @@ from ganzoo.losses import feature_matching
 from ganzoo.metrics import classify  # (not `import test_accuracy`: pytest would collect it)
 from ganzoo.metrics.evaluate import evaluate
 from ganzoo.models import ssgan as ssgan_mod
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 from ganzoo.trainer import Trainer
 
-from .conftest import TINY_DIGITS
+from .conftest import TINY_DIGITS, tiny_data_cfg, tiny_model_args, tiny_model_cfg, tiny_trainer_settings
 
 CPU = torch.device("cpu")
-MODEL_TINY_DATA = ssgan_mod.SSGAN.tiny_dataset
-TINY = {"g_hidden": 32, "d_hidden": [32, 16, 16]}
+MODEL_TINY_DATA = tiny_data_cfg("ssgan")
+TINY = tiny_model_args("ssgan")
 INFO = DataInfo("digits", 1, 28, 10, 100, LABELED_FIELDS)  # the semi-supervised view (labels_per_class)
 
 
@@ -74,9 +74,9 @@ def test_subset_is_balanced_seeded_apart_from_training_and_never_exceeded():
 
 def test_training_seed_does_not_change_the_subset(tmp_path):
     def subset(seed, **data):
-        t = run.train(model_cfg={"name": "ssgan", **TINY},
-                      dataset_cfg={**TINY_DIGITS, "labels_per_class": 3, **data}, trainer=_settings(max_steps=1),
-                      optim=OptimSettings(), seed=seed, run_dir=tmp_path / f"{seed}{data}", config={})
+        t = run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**TINY_DIGITS, "labels_per_class": 3, **data},
+                      trainer=tiny_trainer_settings(max_steps=1), optim=OptimSettings(), seed=seed,
+                      run_dir=tmp_path / f"{seed}{data}", config={})
         return t.stream.labeled
 
     a, b, c = subset(0), subset(7), subset(0, label_seed=1)
@@ -198,19 +198,14 @@ def test_separate_feature_matching_uses_the_second_half_and_fresh_z():
     assert not torch.equal(fresh, ctx["fake"])
 
 
-def _settings(**kw) -> TrainerSettings:
-    base = dict(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4, progress=False,
-                tensorboard=False, device="cpu")
-    return TrainerSettings(**{**base, **kw})
-
-
 def test_feature_matching_reaches_g_only_in_the_g_phase(tmp_path):
     data = build_dataset(dict(TINY_DIGITS))
     m = build_model("ssgan", {**TINY, "input_noise": 0.0, "hidden_noise": 0.0, "fm_batches": "shared"},
                     replace(data.info, fields=LABELED_FIELDS))
     stream = BatchStream(data, batch_size=8, seed=0, device=CPU,
                          labeled_subset=balanced_subset(dataset_labels(data), 2, seed=0))
-    t = Trainer(m, stream, settings=_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0, device=CPU, meta={})
+    t = Trainer(m, stream, settings=tiny_trainer_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
+                device=CPU, meta={})
     batch = next(stream)
     t._set_trainable(None)
     ctx = m.prepare(batch)
@@ -292,7 +287,7 @@ def test_unlabeled_datasets_are_refused():
 # -- the run ---------------------------------------------------------------------------------------
 def test_run_logs_labeled_accuracy_and_reports_test_accuracy_with_ema(tmp_path):
     t = run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**TINY_DIGITS, "labels_per_class": 2},
-                  trainer=_settings(max_steps=3, ema=True), optim=OptimSettings(lr=3e-3), seed=0,
+                  trainer=tiny_trainer_settings(max_steps=3, ema=True), optim=OptimSettings(lr=3e-3), seed=0,
                   run_dir=tmp_path, config={})
     assert set(t.ema) == {"G", "D"}
     stats = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
@@ -306,16 +301,19 @@ def test_run_logs_labeled_accuracy_and_reports_test_accuracy_with_ema(tmp_path):
 def test_labels_per_class_is_a_dataset_key_for_semi_supervised_models_only(tmp_path):
     no_subset = {k: v for k, v in MODEL_TINY_DATA.items() if k != "labels_per_class"}
     with pytest.raises(UserError, match="set dataset.labels_per_class"):
-        run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=no_subset, trainer=_settings(max_steps=1),
-                  optim=OptimSettings(), seed=0, run_dir=tmp_path / "a", config={})
+        run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=no_subset,
+                  trainer=tiny_trainer_settings(max_steps=1), optim=OptimSettings(), seed=0, run_dir=tmp_path / "a",
+                  config={})
     with pytest.raises(UserError, match="drop dataset.labels_per_class"):
-        run.train(model_cfg={"name": "dcgan", "ngf": 8, "ndf": 8}, dataset_cfg=dict(MODEL_TINY_DATA),
-                  trainer=_settings(max_steps=1), optim=OptimSettings(), seed=0, run_dir=tmp_path / "b", config={})
-    run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=dict(MODEL_TINY_DATA), trainer=_settings(max_steps=1),
-              optim=OptimSettings(), seed=0, run_dir=tmp_path / "c", config={})
+        run.train(model_cfg=tiny_model_cfg("dcgan"), dataset_cfg=dict(MODEL_TINY_DATA),
+                  trainer=tiny_trainer_settings(max_steps=1), optim=OptimSettings(), seed=0, run_dir=tmp_path / "b",
+                  config={})
+    run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=dict(MODEL_TINY_DATA),
+              trainer=tiny_trainer_settings(max_steps=1), optim=OptimSettings(), seed=0, run_dir=tmp_path / "c",
+              config={})
     with pytest.raises(UserError, match=r"dataset.labels_per_class 2 -> 3"):
         run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**MODEL_TINY_DATA, "labels_per_class": 3},
-                  trainer=_settings(max_steps=2), optim=OptimSettings(), seed=0, run_dir=tmp_path / "c",
+                  trainer=tiny_trainer_settings(max_steps=2), optim=OptimSettings(), seed=0, run_dir=tmp_path / "c",
                   config={}, resume=str(tmp_path / "c"))
 
 
@@ -342,9 +340,8 @@ def test_health_warns_on_a_collapsed_generator_only():
 
 def test_trainer_prints_the_first_health_warning_and_keeps_it_in_the_stats(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ssgan_mod.SSGAN, "health", lambda self, step, stats: f"collapsed at {step}")
-    settings = TrainerSettings(max_steps=3, batch_size=8, log_every=1, sample_every=0, ckpt_every=0, n_samples=4,
-                               progress=False, tensorboard=False, device="cpu")
-    run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=dict(MODEL_TINY_DATA), trainer=settings,
+    run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg=dict(MODEL_TINY_DATA),
+              trainer=tiny_trainer_settings(max_steps=3),
               optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
     rows = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert [r.get("warning") for r in rows if "warning" in r] == ["collapsed at 1"]

@@ -11,19 +11,19 @@ from ganzoo.build import build_dataset, build_model
 from ganzoo.checkpoint import load_run
 from ganzoo.data.base import Augment, DataInfo, TensorImageDataset
 from ganzoo.data.loader import BatchStream
-from ganzoo.settings import OptimSettings, TrainerSettings
+from ganzoo.settings import OptimSettings
 from ganzoo.trainer import Trainer, lr_lambda
 
-from .conftest import TINY_DIGITS
+from .conftest import TINY_DIGITS, tiny_model_args, tiny_model_cfg, tiny_trainer_settings
 
 CPU = torch.device("cpu")
 
 
 def _trainer(tmp_path, model="dcgan", optim=None, **kw) -> Trainer:
-    s = TrainerSettings(**{**dict(max_steps=4, batch_size=8, log_every=2, sample_every=0, ckpt_every=0,
-                                  n_samples=4, progress=False, tensorboard=False, device="cpu"), **kw})
+    s = tiny_trainer_settings(**{"max_steps": 4, "log_every": 2, **kw})
     data = build_dataset(dict(TINY_DIGITS), seed=0)
-    m = build_model(model, {"ngf": 8, "ndf": 8} if model == "dcgan" else {"g_hidden": 32, "d_units": 16}, data.info)
+    args = tiny_model_args("dcgan") if model == "dcgan" else {"g_hidden": 32, "d_units": 16}
+    m = build_model(model, args, data.info)
     stream = BatchStream(data, batch_size=s.batch_size, seed=0, device=CPU)
     return Trainer(m, stream, settings=s, optim=optim or OptimSettings(), run_dir=tmp_path, seed=0, device=CPU,
                    meta={"model": {"name": model, "args": {}}, "dataset": TINY_DIGITS, "data": data.info.to_dict(),
@@ -61,10 +61,8 @@ def test_phase_every_skips_steps(tmp_path):
 
 
 def test_ema_is_saved_and_used_for_sampling(tmp_path):
-    t = run.train(model_cfg={"name": "dcgan", "ngf": 8, "ndf": 8}, dataset_cfg=dict(TINY_DIGITS),
-                  trainer=TrainerSettings(max_steps=3, batch_size=8, log_every=1, sample_every=0, ckpt_every=0,
-                                          n_samples=4, progress=False, tensorboard=False, device="cpu", ema=True,
-                                          ema_decay=0.5),
+    t = run.train(model_cfg=tiny_model_cfg("dcgan"), dataset_cfg=dict(TINY_DIGITS),
+                  trainer=tiny_trainer_settings(max_steps=3, ema=True, ema_decay=0.5),
                   optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
     ck = load_run(tmp_path)
     live, ema = ck["nets"], ck["ema"]["G"]
@@ -79,9 +77,8 @@ def test_ema_is_saved_and_used_for_sampling(tmp_path):
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_modes_train_and_keep_scaler_state(tmp_path, amp):
-    t = run.train(model_cfg={"name": "dcgan", "ngf": 8, "ndf": 8}, dataset_cfg=dict(TINY_DIGITS),
-                  trainer=TrainerSettings(max_steps=2, batch_size=8, log_every=1, sample_every=0, ckpt_every=0,
-                                          n_samples=4, progress=False, tensorboard=False, device="cpu", amp=amp),
+    t = run.train(model_cfg=tiny_model_cfg("dcgan"), dataset_cfg=dict(TINY_DIGITS),
+                  trainer=tiny_trainer_settings(amp=amp),
                   optim=OptimSettings(), seed=0, run_dir=tmp_path, config={})
     ck = load_run(tmp_path)
     assert (ck["scaler"] is not None) == (amp == "fp16")

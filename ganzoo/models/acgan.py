@@ -116,7 +116,6 @@ class ACGAN(GANModel):
     needs = frozenset({"image", "label"})
     capabilities = frozenset({GENERATE, CONDITIONAL})
     suites = ("class_accuracy",)
-    tiny_args = {"ngf": 8, "ndf": 2}  # for the test suite
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, ngf: int = 96, ndf: int = 16, kernel: int = 5,
                  dropout: float = 0.5):

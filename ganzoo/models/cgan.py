@@ -142,8 +142,6 @@ class CGAN(GANModel):
     needs = frozenset({"image", "label"})
     capabilities = frozenset({GENERATE, CONDITIONAL})
     suites = ("class_accuracy",)
-    tiny_args = {"g_z_units": 16, "g_y_units": 16, "g_units": 32, "d_x_units": 16, "d_y_units": 8,
-                 "d_units": 16}  # for the test suite
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, g_z_units: int = 200, g_y_units: int = 1000,
                  g_units: int = 1200, g_dropout: float = 0.0, d_x_units: int = 240, d_x_pieces: int = 5,

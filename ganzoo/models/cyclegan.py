@@ -68,12 +68,8 @@ class CycleGAN(GANModel):
     capabilities = frozenset({TRANSLATE})
     suites = ("translation",)
     ema_nets: ClassVar[tuple[str, ...]] = ("G_A", "G_B")
-    g_forwards: ClassVar[dict[str, int]] = {"G_A": 3, "G_B": 3}  # 2 translations + 1 identity each
     pad_multiple: int = 4  # resnet generators; set from the net in __init__
     scale: int = 1
-    tiny_args: ClassVar[dict] = {"netG": "resnet_2blocks", "ngf": 8, "ndf": 8, "pool_size": 3}
-    tiny_dataset: ClassVar[dict] = {"name": "digits_unpaired", "root": None, "resolution": 32, "num_train": 64,
-                                    "num_test": 16}
 
     def __init__(self, data: DataInfo, *, netG: str = "resnet_9blocks", netD: str = "basic", n_layers_D: int = 3,
                  ngf: int = 64, ndf: int = 64, norm: str = "instance", use_dropout: bool = False,

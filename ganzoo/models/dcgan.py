@@ -24,7 +24,6 @@ from .base import UnconditionalGAN, init_normal
 class DCGAN(UnconditionalGAN):
     """Deep convolutional GAN (Radford et al. 2015): strided-conv G and D with batch norm."""
 
-    tiny_args = {"ngf": 8, "ndf": 8}  # for the test suite
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, ngf: int = 64, ndf: int = 64, kernel: int = 5):
         super().__init__(data)

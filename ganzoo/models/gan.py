@@ -50,7 +50,6 @@ class MaxoutDiscriminator(nn.Module):
 class GAN(UnconditionalGAN):
     """The original GAN (Goodfellow et al. 2014): MLP generator, maxout discriminator."""
 
-    tiny_args = {"g_hidden": 64, "d_units": 32}  # for the test suite
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, g_hidden: int = 1200, d_units: int = 240,
                  d_pieces: int = 5, drop_in: float = 0.2, drop_hidden: float = 0.5):

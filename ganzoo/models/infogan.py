@@ -105,7 +105,6 @@ class QHead(nn.Module):
 class InfoGAN(GANModel):
     """InfoGAN (Chen et al. 2016): a GAN whose Q head (on D's body) recovers latent codes from the fakes."""
 
-    tiny_args = {"ngf": 8, "ndf": 8, "fc_dim": 32, "q_dim": 16}  # for the test suite
     # c1 is a latent code, not a label (not CONDITIONAL); generate(labels=...) sets it when given
     capabilities = frozenset({GENERATE, CODES, TRAVERSE})
     suites = ("code_accuracy", "histogram")

@@ -62,12 +62,8 @@ class Pix2Pix(GANModel):
     needs: ClassVar[frozenset[str]] = frozenset({"A", "B"})
     capabilities = frozenset({TRANSLATE})
     suites = ("translation",)
-    g_forwards: ClassVar[dict[str, int]] = {"G": 1}  # per iteration (the reference: one netG forward)
     pad_multiple: int = 256  # unet_256; set from the net in __init__
     scale: int = 1
-    tiny_args: ClassVar[dict] = {"netG": "unet_32", "ngf": 8, "ndf": 8}
-    tiny_dataset: ClassVar[dict] = {"name": "digits_pairs", "root": None, "resolution": 32, "num_train": 64,
-                                    "num_test": 16}
 
     def __init__(self, data: DataInfo, *, netG: str = "unet_256", netD: str = "basic", n_layers_D: int = 3,
                  ngf: int = 64, ndf: int = 64, norm: str = "batch", use_dropout: bool = True,

@@ -46,9 +46,6 @@ CONTENT_LOSSES = ("vgg", "mse")
 class SRGAN(SRModel):
     """SRGAN (Ledig et al. 2017): SRResNet G, VGG19 φ5,4 content loss + 1e-3 adversarial loss."""
 
-    tiny_args = {"n_blocks": 2, "width": 8, "scale": 2, "ndf": 8, "dense": 16, "content_weights": "random"}
-    tiny_dataset = {"name": "textures", "num_train": 32, "num_test": 2, "size": 24, "test_size": 40,
-                    "resolution": 16}
 
     def __init__(self, data: DataInfo, *, scale: int = 4, n_blocks: int = 16, width: int = 64,
                  residual: bool = False, ndf: int = 64, dense: int = 1024, content_loss: str = "vgg",

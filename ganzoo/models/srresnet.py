@@ -32,9 +32,6 @@ from .base import Phase
 class SRResNet(SRModel):
     """SRResNet (Ledig et al. 2017): residual-block G with sub-pixel upsampling, trained with pixel MSE."""
 
-    tiny_args = {"n_blocks": 2, "width": 8, "scale": 2}
-    tiny_dataset = {"name": "textures", "num_train": 32, "num_test": 2, "size": 24, "test_size": 40,
-                    "resolution": 16}
 
     def __init__(self, data: DataInfo, *, scale: int = 4, n_blocks: int = 16, width: int = 64,
                  residual: bool = False):

@@ -222,9 +222,6 @@ class SSGAN(GANModel):
     ema_nets = ("G", "D")  # the official code tests with averaged D parameters
     capabilities = frozenset({GENERATE, CLASSIFY})
     suites = ("ssl_accuracy",)
-    tiny_args = {"g_hidden": 32, "d_hidden": [32, 16, 16]}  # for the test suite
-    tiny_dataset = {"name": "digits", "root": None, "resolution": 28, "num_train": 256, "num_test": 64,
-                    "labels_per_class": 2, "label_seed": 0}
 
     def __init__(self, data: DataInfo, *, z_dim: int = 100, g_hidden: int = 500,
                  d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250), input_noise: float = 0.3,
@@ -236,7 +233,6 @@ class SSGAN(GANModel):
             raise ValueError(f"unknown fm_batches {fm_batches!r} (known: separate, shared): set model.fm_batches")
         self.z_dim, self.unlabeled_weight = z_dim, unlabeled_weight
         self.fm_separate = fm_batches == "separate"
-        self.g_forwards = {"G": 2 if self.fm_separate else 1}  # for the test suite (moves to its table next)
         shape = (data.channels, data.resolution, data.resolution)
         self.G = SSGANGenerator(z_dim, shape, g_hidden)
         self.D = SSGANDiscriminator(math.prod(shape), data.num_classes, tuple(d_hidden), input_noise, hidden_noise)
