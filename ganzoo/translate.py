@@ -34,6 +34,7 @@ from .data.folder import find_images
 from .data.imagecheck import is_image_file, load_image
 from .errors import UserError
 from .images import to_uint8
+from .storage import atomic_write
 
 DIRECTIONS = ("AtoB", "BtoA")
 OFFICIAL_MODELS = ("cyclegan", "pix2pix")
@@ -96,18 +97,9 @@ def save_image(image: Tensor, path: Path) -> Path:
     """One [-1, 1] image [C, H, W] to `path` (format from the extension), atomically and durably."""
     arr = to_uint8(image).permute(1, 2, 0).numpy()
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else np.ascontiguousarray(arr))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    try:
-        with open(tmp, "wb") as f:
-            img.save(f, format=fmt, **({"quality": 95} if path.suffix.lower() in _JPEG else {}))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    options = {"quality": 95} if path.suffix.lower() in _JPEG else {}
+    return atomic_write(path, lambda f: img.save(f, format=fmt, **options))
 
 
 # -- padding ---------------------------------------------------------------------------------------

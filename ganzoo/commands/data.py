@@ -67,8 +67,9 @@ def register(group: click.Group) -> None:
         from rich.table import Table
 
         from ganzoo.data import manifest
-        from ganzoo.data.base import DataError, data_home
+        from ganzoo.data.base import DataError
         from ganzoo.data.download import hash_policy, is_present, target_of
+        from ganzoo.storage import data_home
 
         home = data_home(root)
         table = Table(title=f"downloads (ganzoo data download <name>; data home {home})", title_justify="left",

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, data_home, fingerprint
+from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
 from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, is_image_file, load_image, scan_images
 from ganzoo.registry import DATASETS
+from ganzoo.storage import data_home
 
 _BAD_POLICIES = ("fail", "skip")
 

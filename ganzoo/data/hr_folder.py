@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, data_home, fingerprint
+from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
 from ganzoo.data.folder import _resolve, find_images
 from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, load_image, scan_images
 from ganzoo.registry import DATASETS
+from ganzoo.storage import atomic_write, data_home
 
 CACHE_VERSION = 1
 
@@ -148,11 +149,11 @@ def _size(f: Path) -> tuple[int, int]:
 def _cut(files: list[Path], grids: list, channels: int, patch: int, path: Path) -> int:
     """Decode each image once and write its patches to `path` (.npy, atomically). Returns the count."""
     count = sum(len(ys) * len(xs) for ys, xs in grids)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, channels, patch, patch))
-        k = 0
+
+    def write(fh) -> None:  # the .npy header, then the patches in C order, one image decoded at a time
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                  "shape": (count, channels, patch, patch)}
+        np.lib.format.write_array_header_1_0(fh, header)
         for f, (ys, xs) in zip(files, grids):
             if not ys or not xs:
                 continue
@@ -160,15 +161,9 @@ def _cut(files: list[Path], grids: list, channels: int, patch: int, path: Path) 
             img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
             for y in ys:
                 for x in xs:
-                    arr[k] = img[:, y:y + patch, x:x + patch]
-                    k += 1
-        arr.flush()
-        del arr
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                    fh.write(np.ascontiguousarray(img[:, y:y + patch, x:x + patch]).tobytes())
+
+    atomic_write(path, write)
     return count
 
 

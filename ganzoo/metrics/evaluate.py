@@ -23,7 +23,6 @@ Every other metric needs the labels of the run's dataset.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from ..build import build_dataset
 from ..data.loader import to_float
 from ..errors import UserError
 from ..models.base import class_rows
+from ..storage import atomic_write
 from ..trainer import pick_device
 from .hungarian import hungarian
 from .judge import predict, real_images, train_judge
@@ -236,11 +236,7 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
 def _write(metrics: dict, run: str, out: str | None) -> Path:
     """metrics.json (or `out`), written atomically."""
     path = Path(out) if out else Path(run) / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, json.dumps(metrics, indent=2) + "\n")
 
 
 def table(metrics: dict):

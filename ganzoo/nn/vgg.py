@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..data.base import DataError, data_home
+from ..data.base import DataError
+from ..storage import data_home
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
