@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ganzoo.data.bad_images import check_policy, keep_good_images
 from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
 from ganzoo.data.folder import _resolve, find_images
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, load_image, scan_images
+from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, load_image
 from ganzoo.registry import DATASETS
 from ganzoo.storage import atomic_write, data_home
 
@@ -178,8 +179,7 @@ def build_hr_folder(*, path: str | None = None, split: str = "train", seed: int 
         raise DataError(f"unknown split {split!r}: hr_folder has the splits train and test")
     if channels not in (1, 3):
         raise DataError(f"dataset.channels={channels} is not supported: set dataset.channels=1 or 3")
-    if on_bad_images not in ("fail", "skip"):
-        raise DataError(f"dataset.on_bad_images={on_bad_images!r} is not one of fail, skip")
+    check_policy(on_bad_images)
     patch, resolution = int(patch), int(resolution)
     stride = patch if stride is None else int(stride)
     if not 1 <= resolution <= patch or stride < 1:
@@ -200,15 +200,7 @@ def build_hr_folder(*, path: str | None = None, split: str = "train", seed: int 
     if not files:
         raise DataError(f"no images ({' '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}: set dataset.path=<folder of "
                         "HR images>")
-    bad = scan_images(files)
-    if bad:
-        first, reason = bad[0]
-        msg = f"{len(bad)} bad image file(s) of {len(files)} in {folder}, first {Path(first).name}: {reason}"
-        if on_bad_images == "fail":
-            raise DataError(f"{msg}; set dataset.on_bad_images=skip to skip them")
-        warnings.warn(f"skipping {msg}", stacklevel=2)
-        drop = {str(p) for p, _ in bad}
-        files = [f for f in files if str(f) not in drop]
+    files = keep_good_images(files, folder, on_bad_images)
     stats = [f.stat() for f in files]
     described = [[f.relative_to(folder).as_posix(), st.st_size] for f, st in zip(files, stats)]
     augment = Augment(crop=resolution if patch > resolution else None, flip=bool(flip))
