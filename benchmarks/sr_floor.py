@@ -80,7 +80,7 @@ def report() -> None:
     import torch
     import torch.nn.functional as F
 
-    from ganzoo.data.hr_folder import folder_images
+    from ganzoo.data.builders.hr_folder import folder_images
     from ganzoo.metrics.sr import crop_to_multiple, y_channel
     from ganzoo.nn.sr import downscale, upscale_bicubic
     from ganzoo.run import load_model

@@ -62,4 +62,4 @@ class Registry(Generic[T]):
 
 
 MODELS: Registry = Registry("model", "ganzoo.models")
-DATASETS: Registry = Registry("dataset", "ganzoo.data")
+DATASETS: Registry = Registry("dataset", "ganzoo.data.builders")

@@ -8,7 +8,7 @@ run leaves only whole images. Images of any size: each is reflect-padded to the 
 `pad_multiple` (e.g. 4 for ResNet generators, 256 for unet_256; mirrored repeatedly when the pad
 is larger than the image) and the output cropped back to the input's size times the model's `scale`
 (super-resolution models). Images are batched by size (`batch_size` per forward) and converted to
-the channels of the model's input domain (grey <-> RGB, see `ganzoo.data.imagecheck.convert_image`).
+the channels of the model's input domain (grey <-> RGB, see `ganzoo.data.files.imagecheck.convert_image`).
 
 The model comes from the run folder alone (`ganzoo.run.load_model`; EMA weights when the run has
 them and `ema` is on), or, with `weights=<.pth file or download name>` and `model=cyclegan|pix2pix`,
@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .data.folder import find_images
-from .data.imagecheck import is_image_file, load_image
+from .data.builders.folder import find_images
+from .data.files.imagecheck import is_image_file, load_image
 from .errors import UserError
 from .images import to_uint8
 from .storage import atomic_write
@@ -84,7 +84,7 @@ def collect_inputs(input: str, out: Path) -> tuple[Path, list[Path]]:
 
 def _size(path: Path) -> tuple[int, int] | None:
     """(H, W) of an image as `load_image` returns it (EXIF rotation applied), from the header; None if unreadable."""
-    from .data.translation_folders import _oriented_size
+    from .data.builders.translation_folders import _oriented_size
 
     try:
         w, h = _oriented_size(str(path))
@@ -168,7 +168,7 @@ def _weights_file(weights: str, model: str) -> Path:
     path = Path(os.path.expanduser(weights))
     if path.is_file() or path.suffix == ".pth":
         return path  # a missing .pth is reported by load_official_generator
-    from .data import download, manifest
+    from .data.fetch import download, manifest
 
     name = weights if weights.startswith(f"{model}_model/") else f"{model}_model/{weights}"
     if name not in manifest.names():

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-import ganzoo.data.digits as digits
+import ganzoo.data.builders.digits as digits
 from ganzoo.data.base import DataError, TensorImageDataset
-from ganzoo.data.digits import build_digits
+from ganzoo.data.builders.digits import build_digits
 from ganzoo.registry import DATASETS
 from ganzoo.storage import data_home
 

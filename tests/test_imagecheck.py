@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ganzoo.data.base import DataError
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, check_image, is_image_file, load_image, scan_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, check_image, is_image_file, load_image, scan_images
 
 
 def _noise(w: int = 32, h: int = 24, seed: int = 0) -> Image.Image:
@@ -214,7 +214,7 @@ def test_load_image_bad_file_raises_dataerror(tmp_path):
 
 
 def test_bad_image_policy_fail_skip_and_all_bad(tmp_path):
-    from ganzoo.data.bad_images import keep_good_images
+    from ganzoo.data.files.bad_images import keep_good_images
 
     (tmp_path / "sub").mkdir()
     good = tmp_path / "a.png"

@@ -111,7 +111,7 @@ def evaluate_run(model, ckpt: dict, data: str | None = None) -> dict:
     """`evaluate_sr` on a folder of HR images (`data`), else on the whole images of the run's test split."""
     from ..build import build_dataset
     from ..data.base import DataError
-    from ..data.hr_folder import folder_images
+    from ..data.builders.hr_folder import folder_images
 
     if data is not None:
         images, where = folder_images(data, model.data.channels), str(data)

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganzoo.data.bad_images import check_policy, keep_good_images
 from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, is_image_file, load_image
+from ganzoo.data.files.bad_images import check_policy, keep_good_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, is_image_file, load_image
 from ganzoo.registry import DATASETS
 from ganzoo.storage import data_home
 

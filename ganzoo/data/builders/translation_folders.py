@@ -28,7 +28,7 @@ always share a size.
 3: RGB); the dataset does not know a model's direction (with model.direction=BtoA, B is the input).
 
 `root` null or without the data, and `download` a manifest name: the data is fetched and verified
-with `ganzoo.data.download.ensure(download, root)` on first use.
+with `ganzoo.data.fetch.download.ensure(download, root)` on first use.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from pathlib import Path
 import torch
 from PIL import ExifTags, Image
 
-from ganzoo.data.bad_images import check_policy, keep_good_images
 from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
-from ganzoo.data.folder import _to_tensor, find_images
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, convert_image, load_image
-from ganzoo.data.two_domain import Key, item_hw, split_key, two_domain_nbytes
+from ganzoo.data.builders.folder import _to_tensor, find_images
+from ganzoo.data.builders.two_domain import Key, item_hw, split_key, two_domain_nbytes
+from ganzoo.data.files.bad_images import check_policy, keep_good_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, convert_image, load_image
 from ganzoo.registry import DATASETS
 
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -108,7 +108,7 @@ def locate(root: str | None, download: str | None, has_data, layout: str) -> Pat
         what = "does not exist" if not base.exists() else f"has no {layout}"
         raise DataError(f"dataset folder {base} {what}: set dataset.root=<folder with {layout}> "
                         "(or dataset.download=<name>, see ganzoo data list)")
-    from ganzoo.data.download import ensure
+    from ganzoo.data.fetch.download import ensure
 
     got = Path(ensure(str(download), base))
     if has_data(got):

@@ -33,7 +33,7 @@ import posixpath
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .base import DataError
+from ..base import DataError
 
 CYCLEGAN_DATASETS = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 PIX2PIX_DATASETS = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"

@@ -37,11 +37,11 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from .. import __version__
-from ..storage import atomic_write, data_home, fsync_dir
+from ... import __version__
+from ...storage import atomic_write, data_home, fsync_dir
+from ..base import DataError
 from . import manifest
 from .archive import safe_extract
-from .base import DataError
 
 TIMEOUT = 30.0  # seconds a connect or a read may stall before the attempt counts as failed
 RETRY_DELAYS = (1.0, 4.0, 15.0)  # seconds before each retry of a transient failure (resumes the part)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ganzoo.data.base import DataError
-from ganzoo.data.imagecheck import scan_images
+from ganzoo.data.files.imagecheck import scan_images
 
 BAD_IMAGE_POLICIES = ("fail", "skip")
 

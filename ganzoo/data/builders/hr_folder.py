@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganzoo.data.bad_images import check_policy, keep_good_images
 from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
-from ganzoo.data.folder import _resolve, find_images
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, load_image
+from ganzoo.data.builders.folder import _resolve, find_images
+from ganzoo.data.files.bad_images import check_policy, keep_good_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, load_image
 from ganzoo.registry import DATASETS
 from ganzoo.storage import atomic_write, data_home
 
@@ -130,7 +130,7 @@ def _folder(path: str | None, download: str | None, root: str | None, what: str)
             raise DataError(f"HR image folder {base} does not exist: set dataset.{what}=<folder of HR images>")
         return base
     if download:
-        from ganzoo.data.download import ensure
+        from ganzoo.data.fetch.download import ensure
 
         return Path(ensure(download, root))
     raise DataError(f"hr_folder needs a folder: set dataset.{what}=<folder of HR images>")
