@@ -63,8 +63,8 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.data.base import DataInfo, ImageDataset, TensorImageDataset
+from ganzoo.data.builders.two_domain import TensorPairDataset
 from ganzoo.data.loader import BatchStream
-from ganzoo.data.two_domain import TensorPairDataset
 from ganzoo.models.base import TRANSLATE, GANModel
 from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN

@@ -81,7 +81,7 @@ def report() -> None:
     import torch.nn.functional as F
 
     from ganzoo.build import load_model
-    from ganzoo.data.hr_folder import folder_images
+    from ganzoo.data.builders.hr_folder import folder_images
     from ganzoo.metrics.sr import crop_to_multiple, y_channel
     from ganzoo.nn.sr import downscale, upscale_bicubic
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
+from .storage import atomic_write
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -114,31 +115,6 @@ class _CountingSink:
         pass
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -198,35 +174,33 @@ def save_checkpoint(run_dir, step: int, payload: dict, keep: int = 3) -> Path:
         if not side.with_name(side.name[: -len(".sha256")]).exists():
             side.unlink(missing_ok=True)
     path = d / f"step_{step:08d}.pt"
-    tmp = d / f".{path.name}.{os.getpid()}.tmp"
     fault_at = None
     if _fault_armed("tmp_partial"):  # test hook only: size the payload to die half-way through it
         sink = _CountingSink()
         torch.save(payload, sink)
         fault_at = max(1, sink.n // 2)
     w = None
-    try:
-        with open(tmp, "wb") as f:
-            w = _HashingWriter(f, fault_at)
-            torch.save(payload, w)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = w.h.hexdigest()
+
+    def write(f) -> None:
+        nonlocal w
+        w = _HashingWriter(f, fault_at)
+        torch.save(payload, w)
+
+    def sidecar() -> None:  # the temp file is complete and fsynced; the .pt is not in place yet
         _fault("tmp_written")
-        _write_text_atomic(path.with_name(path.name + ".sha256"), digest + "\n")
+        atomic_write(path.with_name(path.name + ".sha256"), w.h.hexdigest() + "\n")
         _fault("sidecar_written")
-        os.replace(tmp, path)
-        _fsync_dir(d)
+
+    try:
+        atomic_write(path, write, before_replace=sidecar, sync_dir=True)
         _fault("renamed")
-        _write_text_atomic(d / "latest.json", json.dumps({"file": path.name, "step": step, "sha256": digest}) + "\n")
-        _fsync_dir(d)
+        latest = {"file": path.name, "step": step, "sha256": w.h.hexdigest()}
+        atomic_write(d / "latest.json", json.dumps(latest) + "\n", sync_dir=True)
     except Exception as e:
         cause = e if isinstance(e, OSError) else (w.error if w is not None else None)
         if cause is None:
             raise
         raise _write_error(d, path, cause, run_dir) from cause
-    finally:
-        tmp.unlink(missing_ok=True)
     _fault("latest_written")
     for _, old in list_checkpoints(run_dir)[max(2, keep):]:
         old.unlink(missing_ok=True)

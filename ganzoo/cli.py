@@ -188,7 +188,7 @@ def data_verify(target: str, workers: int | None, max_pixels: int | None) -> Non
     path). Each image is fully decoded; every bad file (zero-byte, truncated, not an image, content
     not matching the extension, decompression bomb, ...) is listed with its reason. Exit status 1 if
     any file is bad, 0 if all are good."""
-    from .data.verify import run  # here, not at the top: it loads numpy and Pillow (start-up speed)
+    from .data.files.verify import run  # here, not at the top: it loads numpy and Pillow (start-up speed)
 
     try:
         code = run(target, workers=workers, max_pixels=max_pixels)

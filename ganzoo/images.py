@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .storage import atomic_write
+
 
 def to_uint8(images: Tensor) -> Tensor:
     """[-1, 1] float [.., C, H, W] -> uint8 [.., C, H, W] on the CPU."""
@@ -24,13 +26,7 @@ def to_pil(image: Tensor) -> Image.Image:
 
 
 def _save_png(img: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: img.save(f, format="PNG"))
 
 
 def grid(images: Tensor, nrow: int) -> Tensor:

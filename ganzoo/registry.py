@@ -62,5 +62,5 @@ class Registry(Generic[T]):
 
 
 MODELS: Registry = Registry("model", "ganzoo.models")
-DATASETS: Registry = Registry("dataset", "ganzoo.data")
+DATASETS: Registry = Registry("dataset", "ganzoo.data.builders")
 SUITES: Registry = Registry("metric suite", "ganzoo.metrics")  # a model names its suites (GANModel.suites)

@@ -1,18 +1,56 @@
-"""Storage: where data lives, and the one atomic write (temp file in the same folder, fsync, rename)."""
+"""Where files live and how they are written: the data home and the one atomic write.
+
+`data_home(root)` is the folder for datasets, caches and downloaded weights. `atomic_write(path, data)`
+is the only way ganzoo replaces a file whose loss or truncation would hurt (checkpoints, metrics.json,
+caches, PNGs): it writes a temp file `.<name>.<pid>.tmp` in the same folder, flushes and fsyncs it,
+then `os.replace`s it into place, so a reader sees the old file or the new one, never half of one.
+On any failure the temp file is removed and the old file is untouched.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None]) -> Path:
-    """Write `data` (bytes, text, or a function writing into a binary file) to `path` atomically and durably."""
+def data_home(root: str | os.PathLike | None = None) -> Path:
+    """Where datasets and caches live: `root`, else $GANZOO_DATA, else ~/.cache/ganzoo/data."""
+    if root:
+        return Path(os.path.expanduser(str(root)))
+    return Path(os.environ.get("GANZOO_DATA") or "~/.cache/ganzoo/data").expanduser()  # empty = unset
+
+
+def temp_path(path: Path) -> Path:
+    """The temp file `atomic_write` uses for `path` (hidden, same folder, ends in .tmp)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable; silently skipped where a folder cannot be opened or synced."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object], *,
+                 before_replace: Callable[[], object] | None = None, sync_dir: bool = False) -> Path:
+    """Write `path` atomically and durably; returns it as a Path.
+
+    `data`: bytes, str (UTF-8), or a callable that writes into the binary file object it is given
+    (`lambda f: torch.save(obj, f)`, `lambda f: img.save(f, format="PNG")`). The parent folder is
+    created. `before_replace` runs after the temp file is complete and fsynced, before the rename
+    (checkpoint.py writes the hash sidecar there). `sync_dir`: also fsync the folder after the
+    rename, so that the new name survives a power cut.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             if callable(data):
@@ -21,7 +59,14 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
                 f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
+        if sync_dir:
+            fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+__all__ = ["atomic_write", "data_home", "fsync_dir", "temp_path"]

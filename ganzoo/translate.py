@@ -8,7 +8,7 @@ run leaves only whole images. Images of any size: each is reflect-padded to the 
 `pad_multiple` (e.g. 4 for ResNet generators, 256 for unet_256; mirrored repeatedly when the pad
 is larger than the image) and the output cropped back to the input's size times the model's `scale`
 (super-resolution models). Images are batched by size (`batch_size` per forward) and converted to
-the channels of the model's input domain (grey <-> RGB, see `ganzoo.data.imagecheck.convert_image`).
+the channels of the model's input domain (grey <-> RGB, see `ganzoo.data.files.imagecheck.convert_image`).
 
 The model comes from the run folder alone (`ganzoo.build.load_model`; EMA weights when the run has
 them and `ema` is on), or, with `weights=<.pth file or download name>` and `model=cyclegan|pix2pix`,
@@ -31,12 +31,13 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .build import load_model
-from .data.folder import find_images
-from .data.imagecheck import is_image_file, load_image
+from .data.builders.folder import find_images
+from .data.files.imagecheck import is_image_file, load_image
 from .errors import UserError
 from .images import to_uint8
 from .models.base import TRANSLATE
 from .runtime import pick_device
+from .storage import atomic_write
 
 DIRECTIONS = ("AtoB", "BtoA")
 OFFICIAL_MODELS = ("cyclegan", "pix2pix")
@@ -86,7 +87,7 @@ def collect_inputs(input: str, out: Path) -> tuple[Path, list[Path]]:
 
 def _size(path: Path) -> tuple[int, int] | None:
     """(H, W) of an image as `load_image` returns it (EXIF rotation applied), from the header; None if unreadable."""
-    from .data.translation_folders import _oriented_size
+    from .data.builders.translation_folders import _oriented_size
 
     try:
         w, h = _oriented_size(str(path))
@@ -99,18 +100,9 @@ def save_image(image: Tensor, path: Path) -> Path:
     """One [-1, 1] image [C, H, W] to `path` (format from the extension), atomically and durably."""
     arr = to_uint8(image).permute(1, 2, 0).numpy()
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else np.ascontiguousarray(arr))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    try:
-        with open(tmp, "wb") as f:
-            img.save(f, format=fmt, **({"quality": 95} if path.suffix.lower() in _JPEG else {}))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    options = {"quality": 95} if path.suffix.lower() in _JPEG else {}
+    return atomic_write(path, lambda f: img.save(f, format=fmt, **options))
 
 
 # -- padding ---------------------------------------------------------------------------------------
@@ -174,7 +166,7 @@ def _weights_file(weights: str, model: str) -> Path:
     path = Path(os.path.expanduser(weights))
     if path.is_file() or path.suffix == ".pth":
         return path  # a missing .pth is reported by load_official_generator
-    from .data import download, manifest
+    from .data.fetch import download, manifest
 
     name = weights if weights.startswith(f"{model}_model/") else f"{model}_model/{weights}"
     if name not in manifest.names():

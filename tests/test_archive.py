@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from ganzoo.data.archive import Limits, copy_limited, safe_extract
 from ganzoo.data.base import DataError
+from ganzoo.data.fetch.archive import Limits, copy_limited, safe_extract
 
 GOOD = {"set/trainA/a.txt": b"alpha\n", "set/trainB/b.txt": b"beta\n" * 100, "set/readme": b"r"}
 ZEROS = 20 << 20  # 20 MiB of zeros packs to ~20 kB: ratio ~1000:1

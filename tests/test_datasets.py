@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from ganzoo.data.base import Augment, DataError
-from ganzoo.data.folder import build_image_folder, find_images
-from ganzoo.data.torchvision_sets import build_cifar10, build_fashion_mnist, build_mnist
+from ganzoo.data.builders.folder import build_image_folder, find_images
+from ganzoo.data.builders.torchvision_sets import build_cifar10, build_fashion_mnist, build_mnist
 from ganzoo.registry import DATASETS
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"

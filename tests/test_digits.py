@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-import ganzoo.data.digits as digits
-from ganzoo.data.base import DataError, TensorImageDataset, data_home
-from ganzoo.data.digits import build_digits
+import ganzoo.data.builders.digits as digits
+from ganzoo.data.base import DataError, TensorImageDataset
+from ganzoo.data.builders.digits import build_digits
 from ganzoo.registry import DATASETS
+from ganzoo.storage import data_home
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset" / "digits.yaml"
 SMALL = {"num_train": 2000, "num_test": 500}

@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ganzoo.data import download, manifest
 from ganzoo.data.base import DataError
-from ganzoo.data.download import ensure, fetch, prepare
+from ganzoo.data.fetch import download, manifest
+from ganzoo.data.fetch.download import ensure, fetch, prepare
 
 from .conftest import invoke
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ganzoo.data.base import DataError
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, check_image, is_image_file, load_image, scan_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, check_image, is_image_file, load_image, scan_images
 
 
 def _noise(w: int = 32, h: int = 24, seed: int = 0) -> Image.Image:
@@ -211,3 +211,25 @@ def test_load_image_bad_file_raises_dataerror(tmp_path):
     p.write_bytes(_encoded(_noise(64, 64), "JPEG")[:300])
     with pytest.raises(DataError, match="bad.jpg"):
         load_image(p, 3)
+
+
+def test_bad_image_policy_fail_skip_and_all_bad(tmp_path):
+    from ganzoo.data.files.bad_images import keep_good_images
+
+    (tmp_path / "sub").mkdir()
+    good = tmp_path / "a.png"
+    _noise().save(good)
+    bad = tmp_path / "sub" / "b.png"
+    bad.write_bytes(b"")
+    files = [good, bad]
+    with pytest.raises(DataError, match=r"^1 bad image file\(s\) of 2 in .*, first sub/b\.png: zero-byte file; "
+                                        r"set dataset\.on_bad_images=skip to skip them$"):
+        keep_good_images(files, tmp_path, "fail")
+    with pytest.warns(UserWarning, match="skipping 1 bad") as rec:
+        assert keep_good_images(files, tmp_path, "skip") == [good]
+    assert len(rec) == 1
+    assert keep_good_images([str(good)], tmp_path, "fail") == [str(good)]
+    with pytest.raises(DataError, match=r"all 1 image files in .* are bad \(first sub/b\.png: zero-byte file\)"):
+        keep_good_images([bad], tmp_path, "skip")
+    with pytest.raises(DataError, match=r"dataset\.on_bad_images='ignore' is not one of fail, skip"):
+        keep_good_images(files, tmp_path, "ignore")

@@ -35,6 +35,7 @@ import pytest
 import torch
 
 from ganzoo import checkpoint as ck
+from ganzoo import storage
 
 from .conftest import TINY_OVERRIDES, invoke, tiny_model_overrides
 
@@ -190,7 +191,7 @@ def test_real_enospc_inside_torch_save_is_reported_too(tmp_path, monkeypatch):
         return real_open("/dev/full", mode) if str(path).endswith(".tmp") and "b" in mode else \
             real_open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(ck, "open", open_full, raising=False)
+    monkeypatch.setattr(storage, "open", open_full, raising=False)  # the temp file is opened there
     for n in (10, 300_000):  # fails at the flush after torch.save, or inside it
         with pytest.raises(ck.CheckpointWriteError, match=r"step_00000002\.pt: \[Errno 28\] No space left on device "
                                                           r"\(.* free on that disk\); the previous checkpoint "

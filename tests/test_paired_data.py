@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from ganzoo.data.base import DataError
-from ganzoo.data.digits_translation import build_digits_pairs, build_digits_unpaired, edge_map
+from ganzoo.data.builders.digits_translation import build_digits_pairs, build_digits_unpaired, edge_map
+from ganzoo.data.builders.translation_folders import build_aligned, build_unaligned
 from ganzoo.data.loader import BatchStream
-from ganzoo.data.translation_folders import build_aligned, build_unaligned
 from ganzoo.registry import DATASETS
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
@@ -197,7 +197,7 @@ def test_download_hook_is_used_when_root_has_no_data(tmp_path, monkeypatch):
         _aligned_folder(data / "facades", n=2)  # the archive's own top folder
         return data
 
-    monkeypatch.setitem(sys.modules, "ganzoo.data.download", types.SimpleNamespace(ensure=ensure))
+    monkeypatch.setitem(sys.modules, "ganzoo.data.fetch.download", types.SimpleNamespace(ensure=ensure))
     ds = build_aligned(root=None, download="facades", load_size=16, crop_size=16)
     assert len(ds) == 2 and ds.info.name == "facades" and calls == [("facades", None)]
     here = _aligned_folder(tmp_path / "mine", n=3)

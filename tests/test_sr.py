@@ -236,7 +236,7 @@ def test_vgg_layers_and_weight_loading(tmp_path):
 
 
 def test_vgg_offline_is_one_line_naming_the_file_and_the_fallback(tmp_path, monkeypatch):
-    import ganzoo.data.download as download
+    import ganzoo.data.fetch.download as download
     import ganzoo.nn.vgg as vgg
 
     def offline(name, root=None, **kw):
@@ -336,7 +336,7 @@ def test_div2k_config_takes_both_splits_from_the_download_manifest(tmp_path, mon
 
     from omegaconf import OmegaConf
 
-    import ganzoo.data.download as download
+    import ganzoo.data.fetch.download as download
 
     folders = {"div2k_train_hr": _photo_folder(tmp_path / "train", [(64, 48)]),
                "div2k_valid_hr": _photo_folder(tmp_path / "valid", [(50, 40), (40, 50)])}

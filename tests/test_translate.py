@@ -199,10 +199,10 @@ def test_official_weights_file_and_download_name(tmp_path, monkeypatch):
         asked.append(name)
         return tmp_path / "g.pth"
 
-    monkeypatch.setitem(sys.modules, "ganzoo.data.download", types.SimpleNamespace(ensure=ensure))
-    import ganzoo.data
+    monkeypatch.setitem(sys.modules, "ganzoo.data.fetch.download", types.SimpleNamespace(ensure=ensure))
+    import ganzoo.data.fetch
 
-    monkeypatch.setattr(ganzoo.data, "download", sys.modules["ganzoo.data.download"], raising=False)
+    monkeypatch.setattr(ganzoo.data.fetch, "download", sys.modules["ganzoo.data.fetch.download"], raising=False)
     assert translate(weights="horse2zebra", model="cyclegan", input=str(tmp_path / "in"),
                      out=str(tmp_path / "out2"), device="cpu")[0] == 1
     assert asked == ["cyclegan_model/horse2zebra"]
@@ -268,7 +268,7 @@ class _Stub(GANModel):
         return ("AtoB", "BtoA") if self.both else ("AtoB",)
 
     def translate(self, x, direction=None):
-        from ganzoo.data.digits_translation import edge_map
+        from ganzoo.data.builders.digits_translation import edge_map
 
         if direction == "BtoA":
             if not self.both:
@@ -279,7 +279,7 @@ class _Stub(GANModel):
 
 def test_translation_metrics_of_known_translations():
     from ganzoo.build import Splits
-    from ganzoo.data.digits_translation import edge_map
+    from ganzoo.data.builders.digits_translation import edge_map
     from ganzoo.metrics.suite import EvalOptions
     from ganzoo.metrics.translation import Translation
 

@@ -104,7 +104,7 @@ def test_image_folder_dataset_without_path(cli_runner):
 
 
 def test_image_folder_dataset_uses_its_configured_path(tmp_path, monkeypatch):
-    from ganzoo.data.verify import _dataset_target, verify_folder
+    from ganzoo.data.files.verify import _dataset_target, verify_folder
 
     _bad_folder(tmp_path / "faces")
     monkeypatch.setenv("GANZOO_DATA", str(tmp_path))  # a relative path is found under the data home

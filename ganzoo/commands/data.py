@@ -1,6 +1,6 @@
 """`ganzoo data download <name>...` and `ganzoo data list`: the manifest's datasets and weights.
 
-Added to the `data` Click group of cli.py by `register`. The work is done by ganzoo.data.download;
+Added to the `data` Click group of cli.py by `register`. The work is done by ganzoo.data.fetch.download;
 this module only parses, prints and turns DataError into the one-line `Error: ...` (exit 2).
 """
 
@@ -35,9 +35,9 @@ def register(group: click.Group) -> None:
         Each file goes to the data home (a dataset as the folder <name>/, weights as their file),
         resumes after an interruption, and is verified before use. Files without a published hash
         have it recorded on the first download (manifest.lock.json) and checked on later ones."""
-        from ganzoo.data import manifest
         from ganzoo.data.base import DataError
-        from ganzoo.data.download import prepare
+        from ganzoo.data.fetch import manifest
+        from ganzoo.data.fetch.download import prepare
 
         unknown = [n for n in names if n not in manifest.ENTRIES]
         if unknown:
@@ -66,9 +66,10 @@ def register(group: click.Group) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ganzoo.data import manifest
-        from ganzoo.data.base import DataError, data_home
-        from ganzoo.data.download import hash_policy, is_present, target_of
+        from ganzoo.data.base import DataError
+        from ganzoo.data.fetch import manifest
+        from ganzoo.data.fetch.download import hash_policy, is_present, target_of
+        from ganzoo.storage import data_home
 
         home = data_home(root)
         table = Table(title=f"downloads (ganzoo data download <name>; data home {home})", title_justify="left",

@@ -1,5 +1,5 @@
-"""Datasets: built-in procedural sets, torchvision sets, image folders; and the batch loader.
-
-Every module here that defines a builder registers it in `ganzoo.registry.DATASETS`; the registry
-imports all modules of this package on first lookup.
+"""Datasets: the data contract (base.py), the batch loader (loader.py), and three sub-packages:
+builders/ (every module there registers a builder in `ganzoo.registry.DATASETS`, which imports all of
+them on first lookup), fetch/ (manifest, verified downloads, safe extraction) and files/ (image file
+checks, the bad-image policy, `ganzoo data verify`).
 """

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -113,24 +111,3 @@ class TensorImageDataset(ImageDataset):
 def fingerprint(obj) -> str:
     """sha256 of a JSON-able description of a dataset (parameters, file names and sizes)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def data_home(root: str | os.PathLike | None = None) -> Path:
-    """Where datasets and caches live: `root`, else $GANZOO_DATA, else ~/.cache/ganzoo/data."""
-    if root:
-        return Path(os.path.expanduser(str(root)))
-    return Path(os.environ.get("GANZOO_DATA") or "~/.cache/ganzoo/data").expanduser()  # empty = unset
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    """Save a cache file atomically (temp file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

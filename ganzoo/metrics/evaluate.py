@@ -55,8 +55,7 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
 def _write(metrics: dict, run: str, out: str | None) -> Path:
     """metrics.json (or `out`), written atomically."""
     path = Path(out) if out else Path(run) / "metrics.json"
-    atomic_write(path, json.dumps(metrics, indent=2) + "\n")
-    return path
+    return atomic_write(path, json.dumps(metrics, indent=2) + "\n")
 
 
 def table(metrics: dict):

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.base import ImageDataset, atomic_torch_save, data_home
+from ..data.base import ImageDataset
 from ..errors import UserError
+from ..storage import atomic_write, data_home
 
 log = logging.getLogger(__name__)
 
@@ -95,5 +96,6 @@ def train_judge(train: ImageDataset, test: ImageDataset, *, epochs: int = 2,
     net.eval()
     tx, ty = real_images(test)
     acc = (predict(net, to_float(tx)).argmax(1) == ty).float().mean().item()
-    atomic_torch_save({"net": {k: t.cpu() for k, t in net.state_dict().items()}, "acc": acc}, path)
+    state = {"net": {k: t.cpu() for k, t in net.state_dict().items()}, "acc": acc}
+    atomic_write(path, lambda f: torch.save(state, f))
     return net, acc

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..build import Splits
 from ..data.base import DataError
-from ..data.hr_folder import folder_images
+from ..data.builders.hr_folder import folder_images
 from ..images import to_uint8
 from ..models.base import GANModel
 from ..nn.sr import downscale, upscale_bicubic

@@ -8,7 +8,7 @@ one-channel images are repeated to three.
 
 The weights (torchvision's `vgg19-dcbb9e9d.pth`, 548 MB, of which the convolutions up to relu5_4 are
 80 MB) are fetched once into the data home (`data_home()/vgg19-dcbb9e9d.pth`) through the download
-manifest (`ganzoo.data.download.ensure("vgg19")`: resumable, SHA-256 verified), or taken from
+manifest (`ganzoo.data.fetch.download.ensure("vgg19")`: resumable, SHA-256 verified), or taken from
 torch.hub's own cache when a torchvision user already has them there. Offline without them: one `DataError` line saying where to put the file and
 that `model.content_loss=mse` trains without VGG.
 
@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..data.base import DataError, data_home
+from ..data.base import DataError
+from ..storage import data_home
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -97,7 +98,7 @@ def _check(path: Path, folder: Path) -> Path:
 def vgg19_weights_file(root: str | os.PathLike | None = None) -> Path:
     """The verified torchvision VGG19 weights file: in the data home, in torch.hub's cache, or downloaded
     (resumable, SHA-256 verified) through the download manifest."""
-    from ..data.download import ensure
+    from ..data.fetch.download import ensure
 
     folder = data_home(root)  # where the download manifest puts weights files
     for candidate in (folder / VGG19_FILE, _hub_cache()):

@@ -18,18 +18,17 @@ is kept open between items, so the dataset is safe in DataLoader worker processe
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, data_home, fingerprint
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, is_image_file, load_image, scan_images
+from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
+from ganzoo.data.files.bad_images import check_policy, keep_good_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, is_image_file, load_image
 from ganzoo.registry import DATASETS
-
-_BAD_POLICIES = ("fail", "skip")
+from ganzoo.storage import data_home
 
 
 def _hidden(name: str) -> bool:
@@ -104,8 +103,7 @@ def build_image_folder(*, path: str, split: str = "train", seed: int = 0, root: 
     del seed
     if path is None or str(path).strip() in ("", "???"):
         raise DataError("image_folder needs a folder: set dataset.path=<folder of images>")
-    if on_bad_images not in _BAD_POLICIES:
-        raise DataError(f"dataset.on_bad_images={on_bad_images!r} is not one of {', '.join(_BAD_POLICIES)}")
+    check_policy(on_bad_images)
     if channels not in (1, 3):
         raise DataError(f"dataset.channels={channels} is not supported: set dataset.channels=1 or 3")
     if split not in ("train", "test"):
@@ -141,20 +139,11 @@ def build_image_folder(*, path: str, split: str = "train", seed: int = 0, root: 
         raise DataError(f"no images ({' '.join(sorted(IMAGE_EXTENSIONS))}) found{how} in {folder}: "
                         "set dataset.path=<folder of images>")
 
-    bad = scan_images(files)
-    if bad:
-        first, reason = bad[0]
-        rel = Path(first).relative_to(folder).as_posix()
-        msg = f"{len(bad)} bad image file(s) of {len(files)} in {folder}, first {rel}: {reason}"
-        if on_bad_images == "fail":
-            raise DataError(f"{msg}; set dataset.on_bad_images=skip to skip them")
-        warnings.warn(f"skipping {msg}", stacklevel=2)
-        drop = {str(p) for p, _ in bad}
-        keep = [i for i, p in enumerate(files) if str(p) not in drop]
-        files = [files[i] for i in keep]
-        labels = None if labels is None else [labels[i] for i in keep]
-        if not files:
-            raise DataError(f"all {len(bad)} image files in {folder} are bad (first {rel}: {reason})")
+    good = keep_good_images(files, folder, on_bad_images)
+    if labels is not None and len(good) < len(files):
+        kept = set(good)
+        labels = [label for p, label in zip(files, labels) if p in kept]
+    files = good
 
     rel_files = [p.relative_to(folder).as_posix() for p in files]
     fp = fingerprint({

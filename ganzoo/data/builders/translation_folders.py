@@ -28,13 +28,12 @@ always share a size.
 3: RGB); the dataset does not know a model's direction (with model.direction=BtoA, B is the input).
 
 `root` null or without the data, and `download` a manifest name: the data is fetched and verified
-with `ganzoo.data.download.ensure(download, root)` on first use.
+with `ganzoo.data.fetch.download.ensure(download, root)` on first use.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +41,13 @@ import torch
 from PIL import ExifTags, Image
 
 from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
-from ganzoo.data.folder import _to_tensor, find_images
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, convert_image, load_image, scan_images
-from ganzoo.data.two_domain import Key, item_hw, split_key, two_domain_nbytes
+from ganzoo.data.builders.folder import _to_tensor, find_images
+from ganzoo.data.builders.two_domain import Key, item_hw, split_key, two_domain_nbytes
+from ganzoo.data.files.bad_images import check_policy, keep_good_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, convert_image, load_image
 from ganzoo.registry import DATASETS
 
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-_BAD_POLICIES = ("fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,7 @@ def _check_args(preprocess: str, load_size: int, crop_size: int, input_nc: int, 
     for key, c in (("input_nc", input_nc), ("output_nc", output_nc)):
         if c not in (1, 3):
             raise DataError(f"dataset.{key}={c} is not supported: set dataset.{key}=1 (greyscale) or 3 (RGB)")
-    if on_bad_images not in _BAD_POLICIES:
-        raise DataError(f"dataset.on_bad_images={on_bad_images!r} is not one of {', '.join(_BAD_POLICIES)}")
+    check_policy(on_bad_images)
     if load_size < 1 or crop_size < 1:
         raise DataError(f"dataset.load_size={load_size} and dataset.crop_size={crop_size} must be positive")
     if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
@@ -110,7 +108,7 @@ def locate(root: str | None, download: str | None, has_data, layout: str) -> Pat
         what = "does not exist" if not base.exists() else f"has no {layout}"
         raise DataError(f"dataset folder {base} {what}: set dataset.root=<folder with {layout}> "
                         "(or dataset.download=<name>, see ganzoo data list)")
-    from ganzoo.data.download import ensure
+    from ganzoo.data.fetch.download import ensure
 
     got = Path(ensure(str(download), base))
     if has_data(got):
@@ -139,18 +137,7 @@ def _files(folder: Path, on_bad_images: str) -> list[str]:
     if not files:
         raise DataError(f"no images ({' '.join(sorted(IMAGE_EXTENSIONS))}) found in {folder}: "
                         "set dataset.root=<dataset folder>")
-    bad = scan_images(files)
-    if bad:
-        first, reason = bad[0]
-        msg = f"{len(bad)} bad image file(s) of {len(files)} in {folder}, first {Path(first).relative_to(folder)}: {reason}"
-        if on_bad_images == "fail":
-            raise DataError(f"{msg}; set dataset.on_bad_images=skip to skip them")
-        warnings.warn(f"skipping {msg}", stacklevel=3)
-        drop = {str(p) for p, _ in bad}
-        files = [p for p in files if str(p) not in drop]
-        if not files:
-            raise DataError(f"all image files in {folder} are bad (first {first}: {reason})")
-    return [str(p) for p in files]
+    return [str(p) for p in keep_good_images(files, folder, on_bad_images, stacklevel=3)]
 
 
 def _item_size(pre: Preprocess, groups: list[list[str]], half: bool) -> tuple[int, int]:

@@ -31,11 +31,10 @@ from ganzoo.data.base import (
     DataError,
     DataInfo,
     TensorImageDataset,
-    atomic_torch_save,
-    data_home,
     fingerprint,
 )
 from ganzoo.registry import DATASETS
+from ganzoo.storage import atomic_write, data_home
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "test")
@@ -199,7 +198,7 @@ def build_textures(*, split: str = "train", seed: int = 0, root: str | None = No
     if images is None:
         images = render_textures(n, int(fingerprint({"textures": split})[:15], 16), s, channels)
         try:
-            atomic_torch_save({"images": images, "params": params}, path)
+            atomic_write(path, lambda f: torch.save({"images": images, "params": params}, f))
         except OSError as e:  # the cache is an optimisation
             warnings.warn(f"textures: could not write cache {path}: {e}", stacklevel=2)
     info = DataInfo(name="textures", channels=channels, resolution=int(resolution), size=n, fingerprint=fp)

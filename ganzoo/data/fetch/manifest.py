@@ -6,7 +6,7 @@ maps are `facades_unpaired` / `maps_unpaired`, since `facades` / `maps` are pix2
 weights are `cyclegan_model/<name>` and `pix2pix_model/<name>` (the names the official
 `scripts/download_{cyclegan,pix2pix}_model.sh` take) and `vgg19`.
 
-Where things go (relative to the data home, see `ganzoo.data.base.data_home`): a dataset is the
+Where things go (relative to the data home, see `ganzoo.storage.data_home`): a dataset is the
 folder `<name>/` (the archive's top folder `layout`, renamed); weights are `<url file name>` inside
 the name's folder (`cyclegan_model/horse2zebra.pth`, `vgg19-dcbb9e9d.pth`).
 
@@ -33,7 +33,7 @@ import posixpath
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .base import DataError
+from ..base import DataError
 
 CYCLEGAN_DATASETS = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 PIX2PIX_DATASETS = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"

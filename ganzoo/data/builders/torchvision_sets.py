@@ -13,8 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganzoo.data.base import Augment, DataError, DataInfo, TensorImageDataset, data_home, fingerprint
+from ganzoo.data.base import Augment, DataError, DataInfo, TensorImageDataset, fingerprint
 from ganzoo.registry import DATASETS
+from ganzoo.storage import data_home
 
 
 def resize_uint8(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:

@@ -37,10 +37,11 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from .. import __version__
+from ... import __version__
+from ...storage import atomic_write, data_home, fsync_dir
+from ..base import DataError
 from . import manifest
 from .archive import safe_extract
-from .base import DataError, data_home
 
 TIMEOUT = 30.0  # seconds a connect or a read may stall before the attempt counts as failed
 RETRY_DELAYS = (1.0, 4.0, 15.0)  # seconds before each retry of a transient failure (resumes the part)
@@ -106,7 +107,7 @@ def _download(url: str, dest: Path, expected: str | None, *, progress: bool) -> 
                     continue
                 raise HashMismatch(dest.name, url, expected, digest)
             os.replace(part, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
             bar.done(digest, verified=bool(expected))
             return digest
     finally:
@@ -219,15 +220,6 @@ def _file_sha256(path: Path) -> str:
     return _hasher_of(path).hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/filesystem can open a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class _Bar:
     """A rich progress bar on a terminal; a few plain lines on stderr otherwise (logs, CI)."""
 
@@ -321,18 +313,7 @@ def _record(entry: manifest.Entry, home: Path, digest: str, size: int) -> None:
         data = _read_lock(home)
         data["entries"][entry.name] = {"url": entry.url, "sha256": digest, "size": size,
                                        "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        path = lock_path(home)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(home)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(lock_path(home), json.dumps(data, indent=1, sort_keys=True) + "\n", sync_dir=True)
 
 
 def hash_policy(entry: manifest.Entry, home: Path) -> str:
@@ -444,7 +425,7 @@ def _install(archive: Path, target: Path, entry: manifest.Entry, home: Path, fla
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(src, target)
-        _fsync_dir(home)
+        fsync_dir(home)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

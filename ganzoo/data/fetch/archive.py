@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .base import DataError
+from ..base import DataError
 
 _CHUNK = 1 << 20
 _ZIP_LOCAL_HEADER = 30  # fixed part of a zip local file header, in bytes

@@ -73,7 +73,7 @@ def dataset_config(name: str) -> dict | None:
 
 def resolve_target(target: str) -> Target:
     """A folder path, or a dataset name; UserError (one line) when it is neither."""
-    from .folder import _resolve
+    from ..builders.folder import _resolve
 
     p = Path(os.path.expanduser(target))
     if p.is_dir():
@@ -91,7 +91,7 @@ def resolve_target(target: str) -> Target:
 
 
 def _dataset_target(name: str, cfg: dict) -> Target:
-    from .folder import _resolve
+    from ..builders.folder import _resolve
 
     if "path" not in cfg:
         if "download" in cfg:

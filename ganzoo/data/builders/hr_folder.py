@@ -28,10 +28,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, data_home, fingerprint
-from ganzoo.data.folder import _resolve, find_images
-from ganzoo.data.imagecheck import IMAGE_EXTENSIONS, load_image, scan_images
+from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
+from ganzoo.data.builders.folder import _resolve, find_images
+from ganzoo.data.files.bad_images import check_policy, keep_good_images
+from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, load_image
 from ganzoo.registry import DATASETS
+from ganzoo.storage import atomic_write, data_home
 
 CACHE_VERSION = 1
 
@@ -128,7 +130,7 @@ def _folder(path: str | None, download: str | None, root: str | None, what: str)
             raise DataError(f"HR image folder {base} does not exist: set dataset.{what}=<folder of HR images>")
         return base
     if download:
-        from ganzoo.data.download import ensure
+        from ganzoo.data.fetch.download import ensure
 
         return Path(ensure(download, root))
     raise DataError(f"hr_folder needs a folder: set dataset.{what}=<folder of HR images>")
@@ -148,11 +150,11 @@ def _size(f: Path) -> tuple[int, int]:
 def _cut(files: list[Path], grids: list, channels: int, patch: int, path: Path) -> int:
     """Decode each image once and write its patches to `path` (.npy, atomically). Returns the count."""
     count = sum(len(ys) * len(xs) for ys, xs in grids)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, channels, patch, patch))
-        k = 0
+
+    def write(fh) -> None:  # the .npy header, then the patches in C order, one image decoded at a time
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                  "shape": (count, channels, patch, patch)}
+        np.lib.format.write_array_header_1_0(fh, header)
         for f, (ys, xs) in zip(files, grids):
             if not ys or not xs:
                 continue
@@ -160,15 +162,9 @@ def _cut(files: list[Path], grids: list, channels: int, patch: int, path: Path) 
             img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
             for y in ys:
                 for x in xs:
-                    arr[k] = img[:, y:y + patch, x:x + patch]
-                    k += 1
-        arr.flush()
-        del arr
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                    fh.write(np.ascontiguousarray(img[:, y:y + patch, x:x + patch]).tobytes())
+
+    atomic_write(path, write)
     return count
 
 
@@ -183,8 +179,7 @@ def build_hr_folder(*, path: str | None = None, split: str = "train", seed: int 
         raise DataError(f"unknown split {split!r}: hr_folder has the splits train and test")
     if channels not in (1, 3):
         raise DataError(f"dataset.channels={channels} is not supported: set dataset.channels=1 or 3")
-    if on_bad_images not in ("fail", "skip"):
-        raise DataError(f"dataset.on_bad_images={on_bad_images!r} is not one of fail, skip")
+    check_policy(on_bad_images)
     patch, resolution = int(patch), int(resolution)
     stride = patch if stride is None else int(stride)
     if not 1 <= resolution <= patch or stride < 1:
@@ -205,15 +200,7 @@ def build_hr_folder(*, path: str | None = None, split: str = "train", seed: int 
     if not files:
         raise DataError(f"no images ({' '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}: set dataset.path=<folder of "
                         "HR images>")
-    bad = scan_images(files)
-    if bad:
-        first, reason = bad[0]
-        msg = f"{len(bad)} bad image file(s) of {len(files)} in {folder}, first {Path(first).name}: {reason}"
-        if on_bad_images == "fail":
-            raise DataError(f"{msg}; set dataset.on_bad_images=skip to skip them")
-        warnings.warn(f"skipping {msg}", stacklevel=2)
-        drop = {str(p) for p, _ in bad}
-        files = [f for f in files if str(f) not in drop]
+    files = keep_good_images(files, folder, on_bad_images)
     stats = [f.stat() for f in files]
     described = [[f.relative_to(folder).as_posix(), st.st_size] for f, st in zip(files, stats)]
     augment = Augment(crop=resolution if patch > resolution else None, flip=bool(flip))

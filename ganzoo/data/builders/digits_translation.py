@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.data.base import DataError, DataInfo, fingerprint
-from ganzoo.data.two_domain import TensorPairDataset
+from ganzoo.data.builders.two_domain import TensorPairDataset
 from ganzoo.registry import DATASETS
 
 EDGE_THRESHOLD = 1.0  # Sobel magnitude on [0, 1] intensities (its maximum is 4 * sqrt(2))
@@ -47,8 +47,8 @@ def edge_map(images: torch.Tensor, threshold: float = EDGE_THRESHOLD) -> torch.T
 def _digits(source: str, split: str, seed: int, root: str | None, download: bool, num: int,
             resolution: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(uint8 digits [n, 1, R, R], labels [n], the source's fingerprint)."""
-    from ganzoo.data.digits import build_digits
-    from ganzoo.data.torchvision_sets import build_mnist, resize_uint8
+    from ganzoo.data.builders.digits import build_digits
+    from ganzoo.data.builders.torchvision_sets import build_mnist, resize_uint8
 
     if source == "digits":
         ds = build_digits(split=split, seed=seed, root=root, resolution=28, num_train=num, num_test=num)

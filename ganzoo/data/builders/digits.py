@@ -34,11 +34,10 @@ from ganzoo.data.base import (
     DataError,
     DataInfo,
     TensorImageDataset,
-    atomic_torch_save,
-    data_home,
     fingerprint,
 )
 from ganzoo.registry import DATASETS
+from ganzoo.storage import atomic_write, data_home
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "test")
@@ -264,7 +263,8 @@ def build_digits(*, split: str = "train", seed: int = 0, root: str | None = None
     if data is None:
         data = render_digits(n, int(fingerprint({"digits": split, "seed": int(seed)})[:15], 16), R)
         try:
-            atomic_torch_save({"images": data[0], "labels": data[1], "params": params}, path)
+            cache = {"images": data[0], "labels": data[1], "params": params}
+            atomic_write(path, lambda f: torch.save(cache, f))
         except OSError as e:  # the cache is an optimisation; an unwritable data home is not fatal
             warnings.warn(f"digits: could not write cache {path}: {e}", stacklevel=2)
     info = DataInfo(name="digits", channels=1, resolution=R, num_classes=10, size=n,

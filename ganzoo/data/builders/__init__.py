@@ -1,0 +1,1 @@
+"""Dataset builders: every module here registers one or more in `ganzoo.registry.DATASETS`."""

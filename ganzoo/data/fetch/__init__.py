@@ -1,0 +1,1 @@
+"""Downloads: the manifest of URLs and hashes, resumable verified fetches, safe archive extraction."""
