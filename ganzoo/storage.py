@@ -23,6 +23,16 @@ def data_home(root: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("GANZOO_DATA") or "~/.cache/ganzoo/data").expanduser()  # empty = unset
 
 
+def resolve_data_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """An absolute path as is; a relative one against the working directory if it exists there,
+    else against the data home (`root`, $GANZOO_DATA, ~/.cache/ganzoo/data)."""
+    p = Path(os.path.expanduser(str(path)))
+    if p.is_absolute() or p.exists():
+        return p
+    alt = data_home(root) / p
+    return alt if alt.exists() else p
+
+
 def temp_path(path: Path) -> Path:
     """The temp file `atomic_write` uses for `path` (hidden, same folder, ends in .tmp)."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")

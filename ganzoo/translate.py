@@ -32,10 +32,14 @@ from torch import Tensor, nn
 
 from .build import load_model
 from .data.builders.folder import find_images
+from .data.builders.translation_folders import _oriented_size
+from .data.fetch import download, manifest
 from .data.files.imagecheck import is_image_file, load_image
 from .errors import UserError
 from .images import to_uint8
 from .models.base import TRANSLATE
+from .nn.norm import run_as_trained
+from .nn.translation import load_official_generator
 from .runtime import pick_device
 from .storage import atomic_write
 
@@ -87,8 +91,6 @@ def collect_inputs(input: str, out: Path) -> tuple[Path, list[Path]]:
 
 def _size(path: Path) -> tuple[int, int] | None:
     """(H, W) of an image as `load_image` returns it (EXIF rotation applied), from the header; None if unreadable."""
-    from .data.builders.translation_folders import _oriented_size
-
     try:
         w, h = _oriented_size(str(path))
     except Exception:  # noqa: BLE001 - reported when the file is loaded
@@ -166,8 +168,6 @@ def _weights_file(weights: str, model: str) -> Path:
     path = Path(os.path.expanduser(weights))
     if path.is_file() or path.suffix == ".pth":
         return path  # a missing .pth is reported by load_official_generator
-    from .data.fetch import download, manifest
-
     name = weights if weights.startswith(f"{model}_model/") else f"{model}_model/{weights}"
     if name not in manifest.names():
         known = [n.split("/", 1)[1] for n in manifest.names() if n.startswith(f"{model}_model/")]
@@ -179,9 +179,6 @@ def _weights_file(weights: str, model: str) -> Path:
 def from_weights(weights: str, model: str | None, *, device: torch.device,
                  direction: str | None) -> tuple[Translator, str]:
     """An official generator (.pth or download name) as a Translator."""
-    from .nn.norm import run_as_trained
-    from .nn.translation import load_official_generator
-
     if model not in OFFICIAL_MODELS:
         raise UserError(f"weights= loads an official generator: say which with model=cyclegan or model=pix2pix"
                         f"{'' if model is None else f' (not {model})'}")

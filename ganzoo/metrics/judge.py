@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.base import ImageDataset
+from ..data.loader import augment_batch, to_float
 from ..errors import UserError
 from ..storage import atomic_write, data_home
 
@@ -34,8 +35,6 @@ def judge_net(channels: int = 1, num_classes: int = 10) -> nn.Module:
 
 def real_images(dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images [N, C, R, R] centre-cropped to the training resolution, int64 labels [N])."""
-    from ..data.loader import augment_batch
-
     data = dataset.tensors()
     if "label" not in data:
         raise UserError(f"dataset {dataset.info.name!r} has no labels")
@@ -65,8 +64,6 @@ def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tor
 def train_judge(train: ImageDataset, test: ImageDataset, *, epochs: int = 2,
                 device: torch.device | None = None) -> tuple[nn.Module, float]:
     """The judge of `train`'s dataset (loaded from the cache when there) and its accuracy on `test`."""
-    from ..data.loader import to_float
-
     device = device or torch.device("cpu")
     info = train.info
     if epochs < 1:

@@ -28,7 +28,7 @@ from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerp
 from ganzoo.data.files.bad_images import check_policy, keep_good_images
 from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, is_image_file, load_image
 from ganzoo.registry import DATASETS
-from ganzoo.storage import data_home
+from ganzoo.storage import data_home, resolve_data_path
 
 
 def _hidden(name: str) -> bool:
@@ -46,16 +46,6 @@ def find_images(folder: Path, recursive: bool = True) -> list[Path]:
     else:
         found = [p for p in folder.iterdir() if p.is_file() and not _hidden(p.name) and is_image_file(p.name)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def _resolve(path: str, root: str | None) -> Path:
-    """An absolute path as is; a relative one against the working directory if it exists there,
-    else against the data home (`root`, $GANZOO_DATA, ~/.cache/ganzoo/data)."""
-    p = Path(os.path.expanduser(str(path)))
-    if p.is_absolute() or p.exists():
-        return p
-    alt = data_home(root) / p
-    return alt if alt.exists() else p
 
 
 def _fit(img: Image.Image, size: int) -> Image.Image:
@@ -114,7 +104,7 @@ def build_image_folder(*, path: str, split: str = "train", seed: int = 0, root: 
         raise DataError(f"dataset.load_size={load_size} is smaller than dataset.resolution={resolution}: "
                         "set dataset.load_size >= resolution (or null for = resolution)")
 
-    base = _resolve(str(path), root)
+    base = resolve_data_path(str(path), root)
     if not base.is_dir():
         hint = "" if Path(os.path.expanduser(str(path))).is_absolute() else f" (nor under {data_home(root)})"
         what = "is not a folder" if base.exists() else "does not exist"

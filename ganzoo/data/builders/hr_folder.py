@@ -29,11 +29,11 @@ import torch
 from PIL import Image, ImageOps
 
 from ganzoo.data.base import Augment, DataError, DataInfo, ImageDataset, fingerprint
-from ganzoo.data.builders.folder import _resolve, find_images
+from ganzoo.data.builders.folder import find_images
 from ganzoo.data.files.bad_images import check_policy, keep_good_images
 from ganzoo.data.files.imagecheck import IMAGE_EXTENSIONS, load_image
 from ganzoo.registry import DATASETS
-from ganzoo.storage import atomic_write, data_home
+from ganzoo.storage import atomic_write, data_home, resolve_data_path
 
 CACHE_VERSION = 1
 
@@ -125,7 +125,7 @@ class HRImageFiles(ImageDataset):
 
 def _folder(path: str | None, download: str | None, root: str | None, what: str) -> Path:
     if path is not None and str(path).strip() not in ("", "???"):
-        base = _resolve(str(path), root)
+        base = resolve_data_path(str(path), root)
         if not base.is_dir():
             raise DataError(f"HR image folder {base} does not exist: set dataset.{what}=<folder of HR images>")
         return base

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganzoo.errors import UserError
+from ganzoo.storage import resolve_data_path
 
 from .imagecheck import IMAGE_EXTENSIONS, is_image_file, scan_images
 
@@ -73,8 +74,6 @@ def dataset_config(name: str) -> dict | None:
 
 def resolve_target(target: str) -> Target:
     """A folder path, or a dataset name; UserError (one line) when it is neither."""
-    from ..builders.folder import _resolve
-
     p = Path(os.path.expanduser(target))
     if p.is_dir():
         return Target(p)
@@ -83,7 +82,7 @@ def resolve_target(target: str) -> Target:
     cfg = dataset_config(target)
     if cfg is not None:
         return _dataset_target(target, cfg)
-    alt = _resolve(target, None)  # a folder under the data home, as dataset.path=<name> finds it
+    alt = resolve_data_path(target, None)  # a folder under the data home, as dataset.path=<name> finds it
     if alt.is_dir():
         return Target(alt)
     also = "" if ("/" in target or os.sep in target) else f" (nor is {target!r} a dataset: {', '.join(dataset_names())})"
@@ -91,8 +90,6 @@ def resolve_target(target: str) -> Target:
 
 
 def _dataset_target(name: str, cfg: dict) -> Target:
-    from ..builders.folder import _resolve
-
     if "path" not in cfg:
         if "download" in cfg:
             how = "downloaded by torchvision, verified by checksum and held in memory"
@@ -103,7 +100,7 @@ def _dataset_target(name: str, cfg: dict) -> Target:
     if path is None or str(path).strip() in ("", "???"):
         raise UserError(f"dataset {name!r} has no path configured (path: {path}): "
                         "pass its folder instead: ganzoo data verify <folder of images>")
-    base = _resolve(str(path), cfg.get("root"))
+    base = resolve_data_path(str(path), cfg.get("root"))
     if not base.is_dir():
         what = "is not a folder" if base.exists() else "does not exist"
         raise UserError(f"image folder {base} of dataset {name!r} {what}: set path in conf/dataset/{name}.yaml "
