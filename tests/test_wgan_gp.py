@@ -19,10 +19,10 @@ from ganzoo.models.wgan_gp import gradient_penalty
 from ganzoo.settings import OptimSettings, TrainerSettings
 from ganzoo.trainer import Trainer
 
-from .conftest import TINY_DIGITS
+from .conftest import TINY_DIGITS, tiny_model_args
 
 INFO = DataInfo("digits", 1, 28, 10, 100, ("image", "label"))
-TINY = {"ngf": 8, "ndf": 8}
+TINY = tiny_model_args("wgan_gp")
 
 
 class LinearCritic(nn.Module):

@@ -41,6 +41,7 @@ TINY_MODEL_ARGS: dict[str, dict] = {
     "srgan": {"n_blocks": 2, "width": 8, "scale": 2, "ndf": 8, "dense": 16, "content_weights": "random"},
     "srresnet": {"n_blocks": 2, "width": 8, "scale": 2},
     "ssgan": {"g_hidden": 32, "d_hidden": [32, 16, 16]},
+    "wgan_gp": {"ngf": 8, "ndf": 8},
 }
 
 TINY_DATASET: dict[str, dict] = {
@@ -54,6 +55,7 @@ TINY_DATASET: dict[str, dict] = {
     "srgan": TINY_TEXTURES,
     "srresnet": TINY_TEXTURES,
     "ssgan": {**TINY_DIGITS, "labels_per_class": 2, "label_seed": 0},  # a semi-supervised model needs the subset
+    "wgan_gp": TINY_DIGITS,
 }
 
 
@@ -84,6 +86,7 @@ G_FORWARDS: dict[str, Callable[[dict], dict[str, int]]] = {
     "srgan": _one_g,
     "srresnet": _one_g,
     "ssgan": _ssgan,
+    "wgan_gp": _one_g,  # the G phase (every n_critic steps) reuses prepare's fake
 }
 
 TABLES = {"TINY_MODEL_ARGS": TINY_MODEL_ARGS, "TINY_DATASET": TINY_DATASET, "G_FORWARDS": G_FORWARDS}

@@ -102,7 +102,6 @@ class WGANGP(UnconditionalGAN):
 
     capabilities = frozenset({GENERATE})
     suites = ("histogram",)
-    tiny_args = {"ngf": 8, "ndf": 8}  # for the test suite
 
     def __init__(self, data: DataInfo, *, z_dim: int = 128, ngf: int = 64, ndf: int = 64, kernel: int = 5,
                  critic_norm: str = "none", gp_lambda: float = 10.0, n_critic: int = 5):
