@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.base import DataInfo
+from ..errors import UserError
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
+from ..nn.sr import SRResNetGenerator, downscale, upscale_bicubic, upscale_tiled
 
 Batch = dict[str, Tensor]
 LossFn = Callable[[Batch, dict], dict[str, Tensor]]
@@ -239,6 +242,9 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+# -- shared recipes (a model file subclasses one of these, never another model file) ----------------
+
+
 class UnconditionalGAN(GANModel):
     """The shared unconditional recipe of GAN and DCGAN: one G forward per iteration (`prepare`),
     then a D step on real and detached fake with BCE on logits, then a G step with the
@@ -269,3 +275,51 @@ class UnconditionalGAN(GANModel):
     def generate(self, n, *, labels=None, generator=None, z=None) -> Tensor:
         z = self.sample_latent(n, generator) if z is None else z
         return self.G(z)
+
+
+class SRModel(GANModel):
+    """Shared by SRResNet and SRGAN: batches carry only HR crops ("image"); `prepare` makes the LR input on
+    the device with `downscale` and runs G once. Subclasses build `self.G` and set `self.scale`."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"image"})
+    ema_nets: ClassVar[tuple[str, ...]] = ("G",)
+    capabilities = frozenset({TRANSLATE})
+    suites = ("super_resolution",)
+    pad_multiple: ClassVar[int] = 1  # any LR size works
+    scale: int = 4
+    tile: ClassVar[int] = 128  # translate(): LR tile size and context margin (see upscale_tiled)
+    tile_overlap: ClassVar[int] = 16
+    G: SRResNetGenerator
+
+    def prepare(self, batch: dict) -> dict:
+        hr = batch["image"]  # [N, C, R, R] in [-1, 1]
+        if hr.shape[-1] % self.scale or hr.shape[-2] % self.scale:
+            raise UserError(f"HR crops of {hr.shape[-1]} px are not a multiple of model.scale={self.scale}: set "
+                            f"dataset.resolution to a multiple of {self.scale} (e.g. 96)")
+        lr = downscale(hr, self.scale)
+        return {"lr": lr, "sr": self.G(lr)}
+
+    def directions(self) -> tuple[str, ...]:
+        return ("AtoB",)  # LR -> HR
+
+    @torch.no_grad()
+    def translate(self, x: Tensor, direction: str | None = None, *, tile: int | None = None,
+                  overlap: int | None = None) -> Tensor:
+        """LR images [N, C, h, w] in [-1, 1] (any h, w) -> SR [N, C, h*scale, w*scale] in [-1, 1]."""
+        if direction not in (None, "AtoB"):
+            raise UserError(f"direction={direction}: super-resolution has one direction (LR -> HR); drop direction=")
+        return upscale_tiled(self.G, x, self.scale, tile=tile or self.tile,
+                             overlap=self.tile_overlap if overlap is None else overlap).clamp(-1, 1)
+
+    @torch.no_grad()
+    def preview(self, n: int, *, generator: torch.Generator, batch: dict) -> Tensor:
+        """Rows of LR (nearest upsample) | bicubic | SR | HR for the first n // 4 images of the fixed batch."""
+        hr = batch["image"][: max(1, n // 4)]
+        lr = downscale(hr, self.scale)
+        nearest = F.interpolate(lr, scale_factor=self.scale, mode="nearest")
+        bicubic = upscale_bicubic(lr, self.scale).clamp(-1, 1)
+        rows = torch.stack([nearest, bicubic, self.translate(lr), hr], 1)  # [rows, 4, C, R, R]
+        return rows.flatten(0, 1)
+
+    def grid_nrow(self, n: int) -> int:
+        return 4

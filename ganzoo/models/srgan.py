@@ -34,10 +34,10 @@ from torch import Tensor
 from ..data.base import DataInfo
 from ..errors import UserError
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
-from ..nn.sr import SRDiscriminator, SRModel, SRResNetGenerator
+from ..nn.sr import SRDiscriminator, SRResNetGenerator
 from ..nn.vgg import VGGFeatures, vgg19_weights_file
 from ..registry import MODELS
-from .base import Phase, Pretrained
+from .base import Phase, Pretrained, SRModel
 
 CONTENT_LOSSES = ("vgg", "mse")
 

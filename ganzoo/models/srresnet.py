@@ -23,9 +23,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..data.base import DataInfo
-from ..nn.sr import SRModel, SRResNetGenerator
+from ..nn.sr import SRResNetGenerator
 from ..registry import MODELS
-from .base import Phase
+from .base import Phase, SRModel
 
 
 @MODELS.register("srresnet")
