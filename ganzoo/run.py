@@ -63,7 +63,7 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
           run_dir: str | os.PathLike, config: dict, resume: str | None = None, resume_force: bool = False) -> Trainer:
     run_dir = Path(run_dir)
     ckpt = load_run(resume) if resume else None  # fail fast, before building anything
-    device = pick_device(trainer.device)
+    device = pick_device(trainer.device, key="trainer.device")
     seed_everything(seed)
     data = build_dataset(dataset_cfg, split="train")  # the data does not change with the training seed
     model_name, model_args = split_name(model_cfg, "model")
@@ -87,6 +87,9 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,
                          labeled_batch_size=model.batch_size_of("image_l", trainer.batch_size))
     trainer, optim = resolve_epochs(trainer, optim, stream.steps_per_epoch)  # epoch counts -> steps
+    if not trainer.ckpt_every:
+        log.warning("trainer.ckpt_every=0: one checkpoint at the end (and at a stop signal) only; a crash before "
+                    "then leaves nothing to resume (set trainer.ckpt_every=<steps>)")
     meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
             "data": data.info.to_dict(), "config": config}
     evaluator = None

@@ -1,5 +1,5 @@
 """Process-level runtime helpers shared by every verb: the device, seeding, the global RNG state (saved
-in checkpoints for exact resume) and stop requests by signal. Bottom layer: imports no ganzoo module."""
+in checkpoints for exact resume) and stop requests by signal. Bottom layer: imports only `errors`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,22 @@ import threading
 import numpy as np
 import torch
 
+from .errors import UserError
 
-def pick_device(name: str = "auto") -> torch.device:
+
+def pick_device(name: str = "auto", key: str = "device") -> torch.device:
+    """The device `name` names (auto: cuda > mps > cpu); one that this machine lacks is a UserError
+    naming `key`, the setting it came from."""
     if name != "auto":
-        return torch.device(name)
+        dev = torch.device(name)
+        if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
+            what = ("no CUDA device is available" if not torch.cuda.is_available() else
+                    f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UserError(f"{key}={name} but {what}: use {key}=auto or cpu")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                      and torch.backends.mps.is_available()):
+            raise UserError(f"{key}={name} but no MPS device is available: use {key}=auto or cpu")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

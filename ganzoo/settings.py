@@ -6,7 +6,9 @@ object.
 """
 
 import math
-from dataclasses import dataclass, field, replace
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these forms
 
 from .errors import UserError
@@ -24,7 +26,7 @@ class TrainerSettings:
     ema_start: int = 0  # steps before the EMA starts averaging (it copies the weights until then)
     log_every: int = 50  # steps between stats lines (the only host-device sync of the loop)
     sample_every: int = 500  # steps between PNG sample grids (0: only at the end)
-    ckpt_every: int = 1000  # steps between checkpoints (0: only at the end)
+    ckpt_every: int = 1000  # steps between checkpoints (0: only at the end and at a stop signal; warned)
     keep_ckpts: int = 3  # checkpoints kept (at least 2)
     n_samples: int = 64  # images in each sample grid
     eval_every: int = 0  # steps between evaluations of the live (EMA) model, `ganzoo eval`'s metrics (0: off)
@@ -42,6 +44,9 @@ class TrainerSettings:
     max_save_failures: int = 3  # continue: stop after this many failed saves in a row
     progress: bool = True  # rich progress bar (on a terminal; plain lines otherwise)
 
+    def __post_init__(self):  # OmegaConf.to_object and every direct construction pass here
+        check_all("trainer", {f.name: getattr(self, f.name) for f in fields(self)}, TRAINER_CHECKS)
+
 
 @dataclass
 class OptimSettings:
@@ -57,6 +62,130 @@ class OptimSettings:
     decay_factor: float = 0.1  # step schedule: the lr multiplier from decay_start on
     decay_start_epochs: Optional[float] = None  # noqa: UP045 - decay_start in epochs (pix2pix/CycleGAN: n_epochs)
     phases: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006 - per-phase overrides, e.g. {G: {lr: 1e-3}}
+
+    def __post_init__(self):
+        check_all("optim", {f.name: getattr(self, f.name) for f in fields(self)}, OPTIM_CHECKS)
+        for phase, overrides in (self.phases or {}).items():
+            if not isinstance(overrides, Mapping):
+                raise UserError(f"optim.phases.{phase}={overrides!r}: give a mapping of optimizer keys, "
+                                f"e.g. optim.phases.{phase}.lr=1e-3")
+            unknown = sorted(set(overrides) - PHASE_KEYS)
+            if unknown:
+                raise UserError(f"optim.phases.{phase}.{unknown[0]}: not a per-phase key (known: "
+                                f"{', '.join(sorted(PHASE_KEYS))})")
+            check_all(f"optim.phases.{phase}", overrides, OPTIM_CHECKS)
+
+
+@dataclass(frozen=True)
+class Check:
+    """The valid values of one setting: a number range (`lo`/`hi`, inclusive unless `*_open`), a set
+    of names (`choices`) or a pattern; `null` allows None. `describe()` is what the error message says."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    text: str = ""  # the pattern's description
+    null: bool = False
+
+    def ok(self, v: Any) -> bool:
+        if v is None:
+            return self.null
+        if self.choices:
+            return v in self.choices
+        if self.pattern is not None:
+            return isinstance(v, str) and re.fullmatch(self.pattern, v) is not None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (self.integer and not isinstance(v, int)):
+            return False
+        if not math.isfinite(v):
+            return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return not (self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi))
+
+    def describe(self) -> str:
+        if self.choices:
+            what = "one of " + ", ".join(self.choices)
+        elif self.pattern is not None:
+            what = self.text
+        else:
+            kind = "an integer" if self.integer else "a number"
+            lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {self.lo:g}"
+            hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {self.hi:g}"
+            if lo and hi:
+                what = f"{kind} in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+            else:
+                what = " ".join(x for x in (kind, lo or hi) if x)
+        return what + (" or null" if self.null else "")
+
+
+def at_least(lo: float, *, integer: bool = True, null: bool = False, open_: bool = False) -> Check:
+    return Check(lo=lo, lo_open=open_, integer=integer, null=null)
+
+
+DEVICE = Check(pattern=r"auto|cpu|mps|cuda(:\d+)?", text="auto, cpu, cuda, cuda:<index> or mps")
+TRAINER_CHECKS: dict[str, Check] = {
+    "max_steps": at_least(1, null=True),
+    "max_epochs": at_least(0, integer=False, open_=True, null=True),
+    "batch_size": at_least(1),
+    "device": DEVICE,
+    "amp": Check(choices=("none", "bf16", "fp16")),
+    "ema_decay": Check(lo=0.0, hi=1.0, hi_open=True),  # 1 would never move the average off its start
+    "ema_start": at_least(0),
+    "log_every": at_least(1),
+    "sample_every": at_least(0),
+    "ckpt_every": at_least(0),
+    "keep_ckpts": at_least(2),
+    "n_samples": at_least(1),
+    "eval_every": at_least(0),
+    "eval_n_per_class": at_least(1),
+    "num_workers": at_least(0),
+    "preload_max_mb": at_least(0),
+    "worker_timeout": at_least(0, integer=False, open_=True),
+    "on_nan": Check(choices=("skip", "stop", "rollback")),
+    "nan_lr_factor": Check(lo=0.0, lo_open=True, hi=1.0),
+    "max_rollbacks": at_least(0),
+    "on_save_error": Check(choices=("stop", "continue")),
+    "max_save_failures": at_least(1),
+}
+OPTIM_CHECKS: dict[str, Check] = {
+    "name": Check(choices=("adam", "adamw", "sgd")),
+    "lr": at_least(0, integer=False, open_=True),
+    "eps": at_least(0, integer=False),
+    "weight_decay": at_least(0, integer=False),
+    "momentum": Check(lo=0.0, hi=1.0, hi_open=True),
+    "schedule": Check(choices=("constant", "linear", "cosine", "step")),
+    "decay_start": at_least(0),
+    "decay_factor": at_least(0, integer=False, open_=True),
+    "decay_start_epochs": at_least(0, integer=False, null=True),
+}
+BETA = Check(lo=0.0, hi=1.0, hi_open=True)
+PHASE_KEYS = frozenset({"name", "lr", "betas", "eps", "eps_in_sqrt", "weight_decay", "momentum"})
+
+
+def check_all(prefix: str, values: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
+    """Refuse the first value outside its range, in one line naming `<prefix>.<key>` and the valid
+    values (UserError: exit 2). Called where settings enter (the dataclasses above, the commands'
+    arguments), before anything is built or written; keys without a check pass."""
+    dot = f"{prefix}." if prefix else ""
+    for key, v in values.items():
+        if key == "betas":
+            if v is not None and not (isinstance(v, (list, tuple)) and len(v) == 2 and all(BETA.ok(b) for b in v)):
+                raise UserError(f"{dot}betas={_show(v)}: must be two numbers in [0, 1), "
+                                f"e.g. {dot}betas=[0.5,0.999]")
+            continue
+        c = checks.get(key)
+        if c is not None and not c.ok(v):
+            raise UserError(f"{dot}{key}={_show(v)}: must be {c.describe()}")
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "null" if v is None else str(v).replace("\n", " ")
 
 
 def resolve_epochs(trainer: TrainerSettings, optim: OptimSettings, steps_per_epoch: int

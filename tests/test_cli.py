@@ -47,7 +47,7 @@ def test_list_describes_every_model_and_dataset(cli_runner):
     (["model.z_dim=0.5"], "model.z_dim=0.5 has the wrong type"),
     (["dataset=image_folder", "dataset.path=/definitely/not/here"], "/definitely/not/here"),
     (["trainer.batch_size=100000"], "lower trainer.batch_size"),
-    (["optim.name=rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["optim.name=rmsprop"], "optim.name=rmsprop: must be one of adam, adamw, sgd"),
 ])
 def test_bad_overrides_print_one_line_and_exit_2(cli_runner, tmp_path, args, needle):
     tiny = [o for o in TINY_OVERRIDES if o not in TINY_DATA] if "dataset=image_folder" in args else TINY_OVERRIDES

@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import one_line_errors
+from .checks import EVAL_CHECKS, check_args
 
 
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="eval", version_base="1.3")
@@ -16,6 +17,7 @@ def main(cfg: DictConfig) -> None:
     from ganzoo.metrics.evaluate import evaluate, table
 
     args = OmegaConf.to_container(cfg, resolve=True)
+    check_args(args, EVAL_CHECKS)
     metrics, path = evaluate(**args)
     Console().print(table(metrics))
     Console(stderr=True).print(f"wrote {path}")

@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import one_line_errors
+from .checks import SAMPLE_CHECKS, check_args
 
 
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="sample", version_base="1.3")
@@ -16,5 +17,6 @@ def main(cfg: DictConfig) -> None:
     from ganzoo import run
 
     args = OmegaConf.to_container(cfg, resolve=True)
+    check_args(args, SAMPLE_CHECKS)
     path = run.sample(**args)
     Console(stderr=True).print(f"wrote {path}")

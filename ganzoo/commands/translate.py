@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import one_line_errors
+from .checks import TRANSLATE_CHECKS, check_args
 
 
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="translate", version_base="1.3")
@@ -16,6 +17,7 @@ def main(cfg: DictConfig) -> None:
     from ganzoo.translate import translate
 
     args = OmegaConf.to_container(cfg, resolve=True)
+    check_args(args, TRANSLATE_CHECKS)
     model = args.pop("model")
     args.pop("optim"), args.pop("trainer")
     n, path, skipped = translate(**args, model=model["name"] if isinstance(model, dict) else model)

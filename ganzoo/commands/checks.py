@@ -1,0 +1,46 @@
+"""Settings checked before a command builds or writes anything.
+
+`CheckSettings` is a Hydra callback (conf/train.yaml `hydra.callbacks`): `on_run_start` runs after
+the config is composed and before Hydra creates the run folder, so `ganzoo train trainer.batch_size=-4`
+leaves no folder behind. It builds the `trainer`/`optim` dataclasses (their `__post_init__` checks
+every range) and looks for the device. Under -m/--multirun each job's values are checked again when
+the job builds them (the sweep's job folder exists by then). The sample/eval/translate commands check
+their arguments with `check_args` first thing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from ganzoo.errors import UserError
+from ganzoo.settings import DEVICE, Check, at_least, check_all
+
+SAMPLE_CHECKS: dict[str, Check] = {"n": at_least(1), "nrow": at_least(1, null=True),
+                                   "per_class": at_least(1, null=True), "batch_size": at_least(1), "device": DEVICE}
+EVAL_CHECKS: dict[str, Check] = {"n_per_class": at_least(1), "batch_size": at_least(1), "judge_epochs": at_least(1),
+                                 "device": DEVICE}
+TRANSLATE_CHECKS: dict[str, Check] = {"batch_size": at_least(1), "device": DEVICE,
+                                      "direction": Check(choices=("AtoB", "BtoA"), null=True)}
+
+
+def check_args(args: dict[str, Any], checks: dict[str, Check]) -> None:
+    """A command's top-level arguments against their ranges (UserError naming the key)."""
+    check_all("", args, checks)
+
+
+class CheckSettings(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns an Exception from a callback into a warning; SystemExit passes (exit 2, one line)
+        from ganzoo.runtime import pick_device  # torch: only once a run is really about to start
+
+        try:
+            trainer = OmegaConf.to_object(config.trainer)
+            OmegaConf.to_object(config.optim)
+            pick_device(trainer.device, key="trainer.device")
+        except UserError as e:
+            print(f"Error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
