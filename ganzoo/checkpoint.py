@@ -9,7 +9,9 @@ A save writes a temp file in the same folder, fsyncs it, renames it into place, 
 then moves `latest.json`, then prunes all but the newest `keep` (≥ 2). A crash at any point leaves the
 previous checkpoint and a `latest.json` naming a complete file; stray temp files are removed by the
 next save (and so are sidecars whose .pt is gone). Loading verifies the hash; a corrupt newest file
-makes `find_latest` fall back to the previous good one with a warning. A write that fails (disk full)
+makes `find_latest` fall back to the previous good one with a warning. A .pt without a sidecar (copied
+alone, written by other code) is used with a warning when it loads as a ganzoo checkpoint, and skipped
+like a corrupt one when it does not. A write that fails (disk full)
 raises `CheckpointWriteError`: one line with the path, the OS error and the free space; the temp file
 is removed and the previous checkpoint is untouched.
 
@@ -217,11 +219,14 @@ def _expected_hash(path: Path) -> str | None:
         return None
 
 
+NO_SIDECAR = "no .sha256 beside it"
+
+
 def verify(path: Path) -> str | None:
     """None if the file matches its recorded SHA-256, else the reason."""
     want = _expected_hash(path)
     if want is None:
-        return "no .sha256 beside it"
+        return NO_SIDECAR
     try:
         got = sha256_file(path)
     except OSError as e:
@@ -244,8 +249,22 @@ def find_latest(run_dir) -> Path | None:
         reason = verify(p)
         if reason is None:
             return p
+        # a save writes the sidecar before the .pt appears and prunes the .pt first, so a .pt without one
+        # was copied or written by hand: usable, unverified, when it loads (one extra load, this case only)
+        if reason == NO_SIDECAR and _loads(p):
+            warnings.warn(f"checkpoint {p} has no .sha256 beside it: used unverified (it loads as a ganzoo "
+                          f"checkpoint); copy the sidecar along with a checkpoint to keep the check", stacklevel=2)
+            return p
         warnings.warn(f"skipping checkpoint {p}: {reason}", stacklevel=2)
     return None
+
+
+def _loads(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

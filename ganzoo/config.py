@@ -47,7 +47,8 @@ class EvalConfig:
     n_per_class: int = 1000  # generated samples per class (unconditional models: n_per_class x classes)
     batch_size: int = 500
     device: str = "auto"
-    out: Optional[str] = None  # noqa: UP045 - the JSON file (default <run>/metrics.json)
+    # the JSON file (default <run>/metrics.json; with data=<folder>: <run>/metrics_<folder>.json)
+    out: Optional[str] = None  # noqa: UP045
     judge_epochs: int = 2  # epochs of the judge classifier (trained once per dataset, cached)
     seed: int = 0
     data: Optional[str] = None  # noqa: UP045 - super-resolution runs: a folder of HR images (default: the test split)

@@ -127,6 +127,7 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     models (with `translate`): their training grid (input | output | ...) on n images of the test split."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
+    _check_out(out)
     dev = pick_device(device)
     model, ckpt = load_model(run, device=dev, ema=ema)
     name, k = ckpt["model"]["name"], model.data.num_classes
@@ -174,6 +175,17 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
                         for i in range(0, n, batch_size)])
     return _write(images, out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
                   nrow or model.grid_nrow(n), "sample_")
+
+
+def _check_out(out: str | None) -> None:
+    """`out` is a .png (one grid), a name without an extension or an existing folder (one PNG per image):
+    anything else (grid.jpg, grid.xyz) would silently become a folder of that name."""
+    if out is None:
+        return
+    target = Path(out)
+    if target.suffix and target.suffix.lower() != ".png" and not target.is_dir():
+        raise UserError(f"out={out}: {target.suffix} is not a format sample writes; use out=<name>.png for one grid "
+                        f"or out=<folder> (no extension) for one PNG per image")
 
 
 def _write(images: torch.Tensor, out: str | None, default: Path, nrow: int, prefix: str) -> Path:

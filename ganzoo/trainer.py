@@ -206,8 +206,11 @@ class Trainer:
         bad = [k for part in ("nets", "ema") for k, v in _tensors(state.get(part) or {}, part)
                if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
-            raise Diverged(f"refusing to save non-finite weights at step {self.step} ({bad[0]}, ...): the last good "
-                           f"checkpoint is kept; lower optim.lr or set trainer.on_nan=rollback")
+            kept = find_latest(self.run_dir)
+            where = (f"the last good checkpoint ({kept.name}) is kept" if kept is not None else
+                     "no checkpoint was written before (nothing to resume)")
+            raise Diverged(f"refusing to save non-finite weights at step {self.step} ({bad[0]}, ...): {where}; "
+                           f"lower optim.lr or set trainer.on_nan=rollback")
         state["log_acc"]["sum"] = {k: torch.nan_to_num(v) for k, v in state["log_acc"]["sum"].items()}
         try:
             path = save_checkpoint(self.run_dir, self.step, state, keep=self.s.keep_ckpts)

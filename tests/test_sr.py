@@ -355,7 +355,8 @@ def test_eval_on_a_folder_and_on_the_test_split(tmp_path, cli_runner):
     folder = _photo_folder(tmp_path / "photos", [(33, 21), (16, 16)])
     r = invoke(cli_runner, ["eval", f"run={tmp_path / 'run'}", f"data={folder}", "device=cpu"])
     assert r.exit_code == 0, r.output
-    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    m = json.loads((tmp_path / "run" / "metrics_photos.json").read_text())  # named by the test set
+    assert not (tmp_path / "run" / "metrics.json").exists() and "metrics_photos.json" in r.stderr.replace("\n", "")
     assert m["images"] == 2 and m["scale"] == m["border"] == 2 and m["model"] == "srresnet"
     assert [p["name"] for p in m["per_image"]] == ["img0.png", "img1.png"]
     assert m["per_image"][0]["size"] == [20, 32]  # cropped to a multiple of the scale

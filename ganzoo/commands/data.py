@@ -6,6 +6,8 @@ this module only parses, prints and turns DataError into the one-line `Error: ..
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 
 
@@ -62,7 +64,8 @@ def register(group: click.Group) -> None:
     @click.option("--root", type=click.Path(file_okay=False), default=None,
                   help="Data home to look in (default: $GANZOO_DATA, else ~/.cache/ganzoo/data).")
     def data_list(root: str | None) -> None:
-        """List the downloadable datasets and weights: size, present/absent, hash pinned/recorded/unknown."""
+        """List the downloadable datasets and weights: size, present/absent, hash pinned/recorded/unknown,
+        the scheme they come over (https)."""
         from rich.console import Console
         from rich.table import Table
 
@@ -74,7 +77,7 @@ def register(group: click.Group) -> None:
         home = data_home(root)
         table = Table(title=f"downloads (ganzoo data download <name>; data home {home})", title_justify="left",
                       box=None)
-        for col in ("name", "kind", "size", "status", "sha256", "description"):
+        for col in ("name", "kind", "size", "status", "sha256", "via", "description"):
             table.add_column(col, no_wrap=col != "description", style="bold cyan" if col == "name" else None)
         for e in manifest.ENTRIES.values():
             target = target_of(e, home)
@@ -88,5 +91,5 @@ def register(group: click.Group) -> None:
                 policy = hash_policy(e, home)
             except DataError as err:
                 raise _Exit2(str(err)) from None
-            table.add_row(e.name, e.kind, _size(e.size), status, policy, e.description)
+            table.add_row(e.name, e.kind, _size(e.size), status, policy, urlsplit(e.url).scheme, e.description)
         Console(width=max(Console().width, 160)).print(table)

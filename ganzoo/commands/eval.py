@@ -1,4 +1,5 @@
-"""`ganzoo eval`: the Hydra entry point (writes nothing but `<run>/metrics.json` or `out`)."""
+"""`ganzoo eval`: the Hydra entry point (writes nothing but the metrics JSON: `<run>/metrics.json`,
+`<run>/metrics_<data folder>.json` with data=, or `out`)."""
 
 from __future__ import annotations
 

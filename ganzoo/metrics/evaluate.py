@@ -1,4 +1,5 @@
-"""`ganzoo eval`: the metric suites a run's model declares, written to `<run>/metrics.json`.
+"""`ganzoo eval`: the metric suites a run's model declares, written to `<run>/metrics.json`
+(`<run>/metrics_<folder>.json` for a super-resolution run evaluated on `data=<folder>`).
 
 The suites (`metrics.suite`; each module documents its metrics):
 - `class_accuracy` (cGAN, ACGAN): conditional accuracy by the judge, per class, and the within-class
@@ -49,13 +50,22 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
                               lambda: model)
     metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
                      "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema)}
-    return metrics, _write(metrics, run, out)
+    return metrics, _write(metrics, run, out, data)
 
 
-def _write(metrics: dict, run: str, out: str | None) -> Path:
-    """metrics.json (or `out`), written atomically."""
-    path = Path(out) if out else Path(run) / "metrics.json"
-    return atomic_write(path, json.dumps(metrics, indent=2) + "\n")
+def metrics_path(run: str, out: str | None, data: str | None = None) -> Path:
+    """`out`, else <run>/metrics.json; with `data=<folder>` (super-resolution on another test set)
+    <run>/metrics_<folder name>.json, so that each test set keeps its own file."""
+    if out:
+        return Path(out)
+    if data is not None:
+        return Path(run) / f"metrics_{Path(data).resolve().name}.json"
+    return Path(run) / "metrics.json"
+
+
+def _write(metrics: dict, run: str, out: str | None, data: str | None = None) -> Path:
+    """The metrics as JSON (`metrics_path`), written atomically."""
+    return atomic_write(metrics_path(run, out, data), json.dumps(metrics, indent=2) + "\n")
 
 
 def table(metrics: dict):

@@ -303,9 +303,15 @@ def _read_lock(home: Path) -> dict:
 
 
 def recorded_sha256(entry: manifest.Entry, home: Path) -> str | None:
-    """The digest recorded by an earlier download of `entry` from the same URL, if any."""
+    """The digest recorded by an earlier download of `entry` from the same URL, if any (http and https
+    of one host and path are the same file: a hash recorded over http still holds after the switch)."""
     rec = _read_lock(home)["entries"].get(entry.name)
-    return rec["sha256"] if isinstance(rec, dict) and rec.get("url") == entry.url else None
+    same = isinstance(rec, dict) and _sans_scheme(str(rec.get("url"))) == _sans_scheme(entry.url)
+    return rec["sha256"] if same else None
+
+
+def _sans_scheme(url: str) -> str:
+    return url.split("://", 1)[-1]
 
 
 def _record(entry: manifest.Entry, home: Path, digest: str, size: int) -> None:

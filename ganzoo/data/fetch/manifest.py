@@ -20,7 +20,9 @@ Hashes (`sha256`), pinned from published checksum lists of the very same files:
 No checksum is published for the pix2pix tarballs or the pretrained CycleGAN/pix2pix generators
 (their download scripts use wget with no check): `sha256=None`. The first successful download of
 such a file records its digest in `<data home>/manifest.lock.json`, and every later download (or
-archive placed by hand) is verified against the recorded one (trust on first use).
+archive placed by hand) is verified against the recorded one (trust on first use). Every URL is
+https (the efrosgans host serves it too), so even a first download comes over an authenticated
+connection; `ganzoo data list` shows the scheme, and a test keeps plain http out of this table.
 
 Sizes are in bytes: exact for the pinned files and the pix2pix facades/maps tarballs (as served),
 approximate (from the host's listing, or parameter count × 4 for generators) elsewhere; they feed
@@ -36,9 +38,9 @@ from urllib.parse import urlsplit
 from ..base import DataError
 
 CYCLEGAN_DATASETS = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
-PIX2PIX_DATASETS = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
-CYCLEGAN_MODELS = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
-PIX2PIX_MODELS = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+PIX2PIX_DATASETS = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+CYCLEGAN_MODELS = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+PIX2PIX_MODELS = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
 
 _MB = 1_000_000
