@@ -24,6 +24,7 @@ class TrainConfig:
     seed: int = 0
     resume: Optional[str] = None  # noqa: UP045 - a run folder to continue
     resume_force: bool = False  # allow resuming under a different model, dataset or data shape
+    overwrite: bool = False  # start afresh in a folder that holds a run (its checkpoints and logs are deleted)
 
 
 @dataclass

@@ -44,17 +44,27 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def unquote(value: str) -> str:
+    """A Hydra override value as the string it stands for: `"/tmp/my run"` and `'/tmp/é run'` lose
+    their quotes (and the backslash of an escaped quote or backslash); anything else is kept as is."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        q = value[0]
+        return value[1:-1].replace("\\" + q, q).replace("\\\\", "\\")
+    return value
+
+
 def with_resume(args: list[str]) -> list[str]:
-    """`resume=<run>`: the run's own overrides first (the new ones win), and its folder as the output."""
+    """`resume=<run>`: the run's own overrides first (the new ones win), and its folder as the output.
+    The run's `resume` and `overwrite` are not reused: they were about how that run started."""
     resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
     if not resume or resume in ("null", "None") or "-m" in args or "--multirun" in args:
         return args
-    saved = Path(resume) / ".hydra" / "overrides.yaml"
+    saved = Path(unquote(resume)) / ".hydra" / "overrides.yaml"
     old: list[str] = []
     if saved.is_file():
         import yaml  # here, not at the top: only a resume pays for it (PyYAML comes with omegaconf)
 
-        old = [o for o in (yaml.safe_load(saved.read_text()) or []) if _key(o) != "resume"]
+        old = [o for o in (yaml.safe_load(saved.read_text()) or []) if _key(o) not in ("resume", "overwrite")]
     new_keys = {_key(a) for a in args if not a.startswith("-")}
     merged = [o for o in old if _key(o) not in new_keys] + list(args)
     if "hydra.run.dir" not in new_keys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -33,9 +34,18 @@ from .trainer import Trainer
 log = logging.getLogger("ganzoo")
 
 
-def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cfg: dict, info: DataInfo) -> list[str]:
-    """What differs between a checkpoint and the run about to continue it (empty: compatible)."""
+def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cfg: dict, info: DataInfo,
+                       *, batch_size: int | None = None, seed: int | None = None) -> list[str]:
+    """What differs between a checkpoint and the run about to continue it (empty: compatible).
+    `batch_size` and `seed` (when given) are compared with the run's config: either one changes the
+    order of the data from the resumed position on, so the resume would no longer be exact."""
     diffs = []
+    cfg = ckpt.get("config") or {}
+    old_batch = (cfg.get("trainer") or {}).get("batch_size")
+    if batch_size is not None and old_batch is not None and old_batch != batch_size:
+        diffs.append(f"trainer.batch_size {old_batch} -> {batch_size} (the data order would change)")
+    if seed is not None and cfg.get("seed") is not None and cfg["seed"] != seed:
+        diffs.append(f"seed {cfg['seed']} -> {seed} (the data order would change)")
     old = ckpt["model"]
     if old["name"] != model_name:
         diffs.append(f"model {old['name']} -> {model_name}")
@@ -60,7 +70,10 @@ def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cf
 
 
 def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim: OptimSettings, seed: int,
-          run_dir: str | os.PathLike, config: dict, resume: str | None = None, resume_force: bool = False) -> Trainer:
+          run_dir: str | os.PathLike, config: dict, resume: str | None = None, resume_force: bool = False,
+          on_start: Callable[[], object] | None = None) -> Trainer:
+    """Build, check and train. `on_start` is called once everything is checked, right before the
+    first write to `run_dir` (the command layer then keeps the run's new config and its folder)."""
     run_dir = Path(run_dir)
     ckpt = load_run(resume) if resume else None  # fail fast, before building anything
     device = pick_device(trainer.device, key="trainer.device")
@@ -71,7 +84,8 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if ckpt is not None:
-        diffs = resume_differences(ckpt, model_name, model_args, dataset_cfg, data.info)
+        diffs = resume_differences(ckpt, model_name, model_args, dataset_cfg, data.info,
+                                   batch_size=trainer.batch_size, seed=seed)
         if diffs and not resume_force:
             raise UserError(f"cannot resume {resume}: {'; '.join(diffs)} (pass resume_force=true to resume anyway)")
         for key, now in (("torch_version", str(torch.__version__)), ("ganzoo_version", __version__)):
@@ -109,6 +123,8 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     if ckpt is not None:
         t.load_state_dict(ckpt)
         log.info("resumed %s at step %d", resume, t.step)
+    if on_start is not None:
+        on_start()
     log.info("training %s on %s (%d images, %s) on %s for %d steps -> %s", model_name, data.info.name,
              len(data), "preloaded" if stream.preloaded else f"{trainer.num_workers} workers", device,
              trainer.max_steps, run_dir)

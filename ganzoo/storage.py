@@ -5,12 +5,19 @@ is the only way ganzoo replaces a file whose loss or truncation would hurt (chec
 caches, PNGs): it writes a temp file `.<name>.<pid>.tmp` in the same folder, flushes and fsyncs it,
 then `os.replace`s it into place, so a reader sees the old file or the new one, never half of one.
 On any failure the temp file is removed and the old file is untouched.
+
+`FolderLock(folder)` makes one process the only writer of a folder (a run folder): an flock'ed file
+that names its holder (pid, host); the kernel drops the flock when the holder dies, so a lock left by
+a killed process is taken over, never waited on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -79,4 +86,63 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     return path
 
 
-__all__ = ["atomic_write", "data_home", "fsync_dir", "temp_path"]
+class FolderBusy(Exception):
+    """The folder is locked by a live process; str() names the holder ("pid 12 on host h since ...")."""
+
+
+class FolderLock:
+    """One writer per folder: `<folder>/run.lock`, flock'ed while held and naming its holder.
+
+    `acquire()` returns None, or the line of a previous holder that is gone (its process died
+    without releasing: the file is there, its flock is not), or raises FolderBusy naming the live
+    holder. `release()` deletes the file, then drops the flock; process exit drops it too."""
+
+    NAME = "run.lock"
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / self.NAME
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> str | None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_fd(fd)
+                os.close(fd)
+                raise FolderBusy(holder or "another process") from None
+            try:  # a releasing holder may have deleted the file between our open and flock: retry
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        previous = _read_fd(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        self._fd = fd
+        return previous or None
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+
+def _read_fd(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        return os.pread(fd, 512, 0).decode(errors="replace").strip()
+    return ""
+
+
+__all__ = ["FolderBusy", "FolderLock", "atomic_write", "data_home", "fsync_dir", "temp_path"]

@@ -7,15 +7,25 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from . import one_line_errors
+from .run_folder import claim
 
 
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="train", version_base="1.3")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
+    run_dir = HydraConfig.get().runtime.output_dir
+    folder = claim(run_dir, resume=cfg.resume, overwrite=cfg.overwrite)  # taken by the callback before Hydra wrote
+    try:
+        _train(cfg, run_dir, folder.start)
+    finally:
+        folder.end()
+
+
+def _train(cfg: DictConfig, run_dir: str, on_start) -> None:
     from ganzoo import run  # torch is imported only once a job really runs
 
     run.train(model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
               dataset_cfg=OmegaConf.to_container(cfg.dataset, resolve=True),
               trainer=OmegaConf.to_object(cfg.trainer), optim=OmegaConf.to_object(cfg.optim), seed=cfg.seed,
-              run_dir=HydraConfig.get().runtime.output_dir, config=OmegaConf.to_container(cfg, resolve=True),
-              resume=cfg.resume, resume_force=cfg.resume_force)
+              run_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True),
+              resume=cfg.resume, resume_force=cfg.resume_force, on_start=on_start)
