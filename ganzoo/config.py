@@ -66,6 +66,10 @@ class TranslateConfig:
     device: str = "auto"
     ema: bool = True  # use the EMA generator when the run has one
     seed: int = 0  # pix2pix keeps dropout on at inference: the seed makes it repeatable
+    resize: Any = None  # none: keep each image's size (mirror-padded to the net's multiple); 256: the reference's
+    #   test pipeline (bicubic resize to 256x256, test.py's --load_size)
+    rounding: str = "truncate"  # truncate: as the reference's util.tensor2im; round: nearest level
+    max_pixels: int = 4194304  # an untiled model (pix2pix, CycleGAN) refuses a larger input (after resize)
     # `model=cyclegan|pix2pix` (with weights=) selects conf/model/<name>.yaml: only model.name is read;
     # the training defaults that file also sets (optim, trainer) are accepted and ignored
     model: Any = None

@@ -54,6 +54,12 @@ def _folder(root):
     return ["a.png", "sub/b.jpg", "sub/d.png", "sub/deeper/c.png"]
 
 
+def tensor2im(y):
+    """The reference's util.tensor2im for one image (no grey -> RGB tiling): [-1, 1] -> uint8 [H, W, C]."""
+    image_numpy = y[0].detach().cpu().float().numpy()
+    return ((np.transpose(image_numpy, (1, 2, 0)) + 1) / 2.0 * 255.0).astype(np.uint8)
+
+
 def _files(folder):
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
@@ -104,7 +110,8 @@ def test_batches_by_size_with_a_trivial_model(tmp_path, monkeypatch):
         _save(tmp_path / "in" / f"s{i}.png", 8, 8, "L", i)
     for i in range(2):
         _save(tmp_path / "in" / f"t{i}.png", 5, 9, "RGB", 10 + i)
-    n, out, _ = translate(run="unused", input=str(tmp_path / "in"), out=str(tmp_path / "out"), batch_size=2)
+    n, out, _ = translate(run="unused", input=str(tmp_path / "in"), out=str(tmp_path / "out"), batch_size=2,
+                          rounding="round")
     assert n == 7 and out == tmp_path / "out"
     assert sorted(calls) == sorted([(2, 1, 8, 8), (2, 1, 8, 8), (1, 1, 8, 8), (2, 1, 8, 12)])
     for i in range(5):  # the output is the model's, cropped back (here: a mirrored image)
@@ -122,11 +129,12 @@ def test_pix2pix_run_on_a_folder_keeps_names_and_sizes(runs, tmp_path, cli_runne
     r = invoke(cli_runner, ["translate", f"run={runs['pix2pix']}", f"input={tmp_path / 'in'}", f"out={tmp_path / 'out'}",
                             "batch_size=2", "device=cpu"])
     assert r.exit_code == 0, r.output
-    assert _files(tmp_path / "out") == names
-    for name in names:
-        src, got = Image.open(tmp_path / "in" / name), Image.open(tmp_path / "out" / name)
+    pngs = [n.replace(".jpg", ".png") for n in names]  # a folder out= gets PNGs, as the reference's test.py
+    assert _files(tmp_path / "out") == pngs
+    for name, png in zip(names, pngs):
+        src, got = Image.open(tmp_path / "in" / name), Image.open(tmp_path / "out" / png)
         assert got.size == src.size and got.mode == "L"  # digits_pairs: 1-channel B
-        assert got.format == ("JPEG" if name.endswith(".jpg") else "PNG")
+        assert got.format == "PNG"
     again = tmp_path / "again"
     assert translate(run=str(runs["pix2pix"]), input=str(tmp_path / "in"), out=str(again), device="cpu")[0] == 4
     a, b = (np.array(Image.open(d / "a.png")) for d in (tmp_path / "out", again))
@@ -142,9 +150,9 @@ def test_cyclegan_run_matches_the_model_and_has_two_directions(runs, tmp_path):
         assert n == 1 and out == tmp_path / d / "y.png"
         outs[d] = np.array(Image.open(out))
     model, _ = run.load_model(runs["cyclegan"], device=torch.device("cpu"))
-    x = torch.from_numpy(np.array(Image.open(tmp_path / "in" / "x.png")))[None, None].float() / 127.5 - 1
+    x = (torch.from_numpy(np.array(Image.open(tmp_path / "in" / "x.png")))[None, None].float() / 255 - 0.5) / 0.5
     for d in ("AtoB", "BtoA"):
-        assert np.array_equal(outs[d], to_uint8(model.translate(x, d))[0, 0].numpy())
+        assert np.array_equal(outs[d], tensor2im(model.translate(x, d))[..., 0])
     assert not np.array_equal(outs["AtoB"], outs["BtoA"])
     default = translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), device="cpu")[1]
     assert default == runs["cyclegan"] / "translated" and (default / "x.png").is_file()
@@ -186,10 +194,11 @@ def test_official_weights_file_and_download_name(tmp_path, monkeypatch):
                        out=str(tmp_path / "out"), device="cpu")
     assert n == 1
     got = np.array(Image.open(tmp_path / "out" / "p.png"))
-    x = torch.from_numpy(np.array(Image.open(tmp_path / "in" / "p.png"))).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = (torch.from_numpy(np.array(Image.open(tmp_path / "in" / "p.png"))).permute(2, 0, 1)[None].float() / 255
+         - 0.5) / 0.5
     with torch.no_grad():
         want = translate_batch(Translator(net.eval(), 3, 4), x)
-    assert got.shape == (13, 17, 3) and np.array_equal(got, to_uint8(want)[0].permute(1, 2, 0).numpy())
+    assert got.shape == (13, 17, 3) and np.array_equal(got, tensor2im(want))
 
     asked = []
 
@@ -333,3 +342,122 @@ def test_super_resolution_run_scales_any_size(tmp_path):
     assert res.written == 1 and Image.open(tmp_path / "out" / "lr.png").size == (14, 26)  # x2, (W, H)
     with pytest.raises(UserError, match="translates one way only"):
         translate(run=str(sr), input=str(tmp_path / "in"), out=str(tmp_path / "o2"), direction="BtoA", device="cpu")
+
+
+# -- item 4: overwrite, memory, progress -------------------------------------------------------------
+
+
+def test_an_output_that_is_its_input_is_refused(runs, tmp_path, monkeypatch):
+    src = _save(tmp_path / "in" / "a.png", 16, 16, "L")
+    before = src.read_bytes()
+    (tmp_path / "link.png").symlink_to(src)
+    monkeypatch.chdir(tmp_path)
+    for out in [str(src), "in/a.png", "./in/../in/a.png", str(tmp_path / "link.png"), str(tmp_path / "in")]:
+        with pytest.raises(UserError, match="would overwrite the input"):
+            translate(run=str(runs["cyclegan"]), input=str(src), out=out, device="cpu")
+    with pytest.raises(UserError, match="would overwrite the input"):  # the input through a symlink
+        translate(run=str(runs["cyclegan"]), input=str(tmp_path / "link.png"), out=str(src), device="cpu")
+    assert src.read_bytes() == before
+    _save(tmp_path / "in" / "a.jpg", 16, 16, "L")
+    with pytest.raises(UserError, match="would both be written to"):  # a.jpg and a.png -> out/a.png
+        translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), out=str(tmp_path / "out"), device="cpu")
+
+
+def test_super_resolution_is_tiled_exactly_into_uint8_with_progress(tmp_path, monkeypatch, capsys):
+    import ganzoo.translate as tr
+
+    sr = _train("srresnet", tmp_path / "sr")
+    _save(tmp_path / "in" / "big.png", 300, 170, "RGB")
+    seen = []
+    real = tr.translate_batch
+    monkeypatch.setattr(tr, "translate_batch", lambda t, x: seen.append(tuple(x.shape[-2:])) or real(t, x))
+    monkeypatch.setattr(tr, "PROGRESS_EVERY_S", 0.0)
+    assert translate(run=str(sr), input=str(tmp_path / "in"), out=str(tmp_path / "out"), device="cpu").written == 1
+    model, _ = run.load_model(sr, device=torch.device("cpu"))
+    tile, margin = model.tiling()
+    assert len(seen) > 1 and max(max(hw) for hw in seen) <= tile + 2 * margin  # never the whole image at once
+    x = tr.to_model_input(torch.from_numpy(np.array(Image.open(tmp_path / "in" / "big.png"))).permute(2, 0, 1)[None])
+    with torch.no_grad():
+        whole = model.G(x).clamp(-1, 1)  # untiled
+    got = np.array(Image.open(tmp_path / "out" / "big.png"))
+    assert got.shape == (600, 340, 3) and np.array_equal(got, tensor2im(whole))
+    assert f"big.png: tile {len(seen)}/{len(seen)}" in capsys.readouterr().err
+
+
+def test_untiled_models_refuse_large_inputs_naming_resize(runs, tmp_path):
+    _save(tmp_path / "in" / "x.png", 40, 50, "L")
+    for name in ("pix2pix", "cyclegan"):
+        with pytest.raises(UserError, match=r"x.png is 50x40 px, above max_pixels=1000: .* use resize=256"):
+            translate(run=str(runs[name]), input=str(tmp_path / "in"), out=str(tmp_path / name), device="cpu",
+                      max_pixels=1000)
+        res = translate(run=str(runs[name]), input=str(tmp_path / "in"), out=str(tmp_path / name), device="cpu",
+                        max_pixels=1000, resize=24)
+        assert res.written == 1 and Image.open(tmp_path / name / "x.png").size == (24, 24)
+
+
+# -- item 9: parity with the reference's test pipeline -----------------------------------------------
+
+
+def test_pix2pix_input_is_contiguous_nchw_and_outputs_truncate_as_tensor2im(runs, tmp_path):
+    _save(tmp_path / "in" / "x.png", 32, 32, "RGB")
+    outs = {}
+    for rounding in ("truncate", "round"):
+        translate(run=str(runs["pix2pix"]), input=str(tmp_path / "in" / "x.png"), out=str(tmp_path / f"{rounding}.png"),
+                  device="cpu", seed=3, rounding=rounding)
+        outs[rounding] = np.array(Image.open(tmp_path / f"{rounding}.png"))
+    model, _ = run.load_model(runs["pix2pix"], device=torch.device("cpu"))
+    img = np.array(Image.open(tmp_path / "in" / "x.png").convert("L"))
+    x = (torch.from_numpy(img)[None, None].float() / 255 - 0.5) / 0.5  # ToTensor + Normalize: contiguous NCHW
+    torch.manual_seed(3)
+    y = model.translate(x)
+    assert np.array_equal(outs["truncate"], tensor2im(y)[..., 0])  # the same dropout masks, truncated
+    assert np.array_equal(outs["round"], to_uint8(y)[0, 0].numpy())
+    assert not np.array_equal(outs["truncate"], outs["round"])
+
+
+def test_folder_out_is_png_single_file_out_keeps_its_extension_and_resize(runs, tmp_path):
+    _save(tmp_path / "in" / "p.jpg", 20, 30, "L")
+    translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), out=str(tmp_path / "out"), device="cpu")
+    assert _files(tmp_path / "out") == ["p.png"] and Image.open(tmp_path / "out" / "p.png").format == "PNG"
+    translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), out=str(tmp_path / "q.jpg"), device="cpu",
+              resize="32")
+    got = Image.open(tmp_path / "q.jpg")
+    assert got.format == "JPEG" and got.size == (32, 32)
+    for bad in ("0", "big"):
+        with pytest.raises(UserError, match=f"resize={bad}: give a side in pixels"):
+            translate(run=str(runs["cyclegan"]), input=str(tmp_path / "in"), out=str(tmp_path / "o"), resize=bad)
+
+
+def test_eval_mode_applies_to_official_pix2pix_weights_and_dropout_sees_nchw(tmp_path, cli_runner, runs, monkeypatch):
+    from ganzoo.nn.norm import run_as_trained
+    from ganzoo.nn.translation import build_generator
+
+    torch.manual_seed(0)
+    net = build_generator("unet_64", 3, 3, ngf=4, norm="batch", use_dropout=True)  # 6 downs: a dropout block
+    torch.save(net.state_dict(), tmp_path / "g.pth")
+    _save(tmp_path / "in" / "p.png", 64, 64, "RGB")
+    outs = {}
+    for mode in ("false", "true"):
+        r = invoke(cli_runner, ["translate", f"weights={tmp_path / 'g.pth'}", "model=pix2pix", f"model.eval_mode={mode}",
+                                f"input={tmp_path / 'in'}", f"out={tmp_path / mode}", "device=cpu"])
+        assert r.exit_code == 0, r.output
+        outs[mode] = np.array(Image.open(tmp_path / mode / "p.png"))
+    x = (torch.from_numpy(np.array(Image.open(tmp_path / "in" / "p.png"))).permute(2, 0, 1)[None].float() / 255
+         - 0.5) / 0.5
+    with torch.no_grad():
+        assert np.array_equal(outs["true"], tensor2im(net.eval()(x)))  # running statistics, no dropout
+    torch.manual_seed(0)  # the verb's default seed, set once the generator is built
+    assert np.array_equal(outs["false"], tensor2im(run_as_trained(net, x)))  # the same dropout masks as the reference
+    import ganzoo.translate as tr
+
+    seen = []
+    real = tr.translate_batch
+    monkeypatch.setattr(tr, "translate_batch", lambda t, x: seen.append(x.is_contiguous()) or real(t, x))
+    translate(weights=str(tmp_path / "g.pth"), model="pix2pix", input=str(tmp_path / "in"), out=str(tmp_path / "c"))
+    assert seen == [True]  # NCHW as the reference's ToTensor (a channels_last view draws masks in another order)
+    assert not np.array_equal(outs["true"], outs["false"])
+    r = invoke(cli_runner, ["translate", f"run={runs['pix2pix']}", "model.eval_mode=true", f"input={tmp_path / 'in'}",
+                            f"out={tmp_path / 'o'}"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "model.eval_mode" in r.stderr  # refused, not ignored
+    with pytest.raises(UserError, match="model.eval_mode= goes with weights="):
+        translate(run=str(runs["pix2pix"]), input=str(tmp_path / "in"), out=str(tmp_path / "o"), eval_mode=True)

@@ -20,7 +20,8 @@ def main(cfg: DictConfig) -> None:
     check_args(args, TRANSLATE_CHECKS)
     model = args.pop("model")
     args.pop("optim"), args.pop("trainer")
-    n, path, skipped = translate(**args, model=model["name"] if isinstance(model, dict) else model)
+    model = model if isinstance(model, dict) else {"name": model}  # model=<name> composes conf/model/<name>.yaml
+    n, path, skipped = translate(**args, model=model.get("name"), eval_mode=model.get("eval_mode"))
     err = Console(stderr=True, highlight=False)
     if skipped:
         err.print(f"skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''}, first: {skipped[0]}",

@@ -180,6 +180,15 @@ class GANModel(nn.Module):
         domain [N, C_dst, H * scale, W * scale]; `direction` one of directions() (None: the first)."""
         raise NotImplementedError(f"{type(self).__name__} does not translate images")
 
+    def tiling(self, direction: str | None = None) -> tuple[int, int] | None:
+        """TRANSLATE: (tile, margin) in input px when `translate` may run tile by tile: on a tile of up to
+        `tile` px a side with `margin` px of the real image around it, it runs in one piece and gives, for
+        the tile's centre, exactly the whole image's output (no per-image statistics, a receptive field
+        within the margin), so `ganzoo translate` tiles any size with bounded memory. None (default): an
+        output pixel depends on the whole image (per-image batch or instance norm statistics, a
+        bottleneck that sees everything), so the image is translated whole."""
+        return None
+
     def source_channels(self, direction: str) -> int:
         """Channels of the images `translate(x, direction)` takes: the dataset's B images for BtoA."""
         return self.data.channels_b if direction == "BtoA" and self.data.channels_b else self.data.channels
@@ -287,8 +296,7 @@ class SRModel(GANModel):
     suites = ("super_resolution",)
     pad_multiple: ClassVar[int] = 1  # any LR size works
     scale: int = 4
-    tile: ClassVar[int] = 128  # translate(): LR tile size and context margin (see upscale_tiled)
-    tile_overlap: ClassVar[int] = 16
+    tile: ClassVar[int] = 128  # translate(): LR tile size (see upscale_tiled); the margin is G's receptive field
     G: SRResNetGenerator
 
     def prepare(self, batch: dict) -> dict:
@@ -302,6 +310,9 @@ class SRModel(GANModel):
     def directions(self) -> tuple[str, ...]:
         return ("AtoB",)  # LR -> HR
 
+    def tiling(self, direction: str | None = None) -> tuple[int, int] | None:
+        return self.tile, self.G.context  # BN in eval mode, a finite receptive field: tiling is exact
+
     @torch.no_grad()
     def translate(self, x: Tensor, direction: str | None = None, *, tile: int | None = None,
                   overlap: int | None = None) -> Tensor:
@@ -309,7 +320,7 @@ class SRModel(GANModel):
         if direction not in (None, "AtoB"):
             raise UserError(f"direction={direction}: super-resolution has one direction (LR -> HR); drop direction=")
         return upscale_tiled(self.G, x, self.scale, tile=tile or self.tile,
-                             overlap=self.tile_overlap if overlap is None else overlap).clamp(-1, 1)
+                             overlap=self.G.context if overlap is None else overlap).clamp(-1, 1)
 
     @torch.no_grad()
     def preview(self, n: int, *, generator: torch.Generator, batch: dict) -> Tensor:

@@ -119,9 +119,10 @@ def upscale_tiled(G: nn.Module, lr: Tensor, scale: int, *, tile: int = 128, over
     """G(lr) computed on tiles of `tile` LR px, each run with `overlap` px of real context on every side
     (less at the image border, exactly as the untiled run sees it) and only its centre kept, so memory
     is bounded by the tile size whatever the input size. The result equals G(lr) exactly when `overlap`
-    covers G's receptive field (BN in eval mode); with less, pixels near tile seams differ slightly."""
+    covers G's receptive field (BN in eval mode); with less, pixels near tile seams differ slightly.
+    An input of up to tile + 2 * overlap px a side (one tile with its context) runs in one piece."""
     n, c, h, w = lr.shape
-    if h <= tile and w <= tile:
+    if h <= tile + 2 * overlap and w <= tile + 2 * overlap:
         return G(lr)
     out = None
     for y0 in range(0, h, tile):
