@@ -191,7 +191,8 @@ def test_stop_request_sets_a_flag_then_second_ctrl_c_raises():
         stop.uninstall()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130),
+                                       (signal.SIGHUP, 129)])
 def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code):
     exe = Path(sys.executable).with_name("ganzoo")
     run_dir = tmp_path / "run"
@@ -214,6 +215,52 @@ def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code)
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert load_run(run_dir)["step"] == step + 2
+
+
+def _train_proc(tmp_path, run_dir):
+    exe = Path(sys.executable).with_name("ganzoo")
+    args = [str(exe), "train", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=100000",
+            "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc, path: Path, lines: int = 0) -> None:
+    deadline = time.time() + 120
+    while not (path.exists() and path.read_text().count("\n") >= lines):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+
+
+def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
+    """Hydra has written the run's config and the job is importing torch / building data: no handler of
+    the training loop yet. Click would say 'Aborted!' and exit 1."""
+    run_dir = tmp_path / "run"
+    proc = _train_proc(tmp_path, run_dir)
+    _wait_for(proc, run_dir / ".hydra" / "config.yaml")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not (run_dir / "checkpoints").exists(), "the signal came after start-up: the test lost its race"
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert lines[-1].startswith("Interrupted") and "Aborted" not in err and "Traceback" not in err, err
+
+
+def test_quick_second_ctrl_c_exits_130_at_once(tmp_path, monkeypatch):
+    """A second Ctrl-C makes StopRequest raise KeyboardInterrupt wherever the loop is (see
+    test_stop_request_sets_a_flag_then_second_ctrl_c_raises); it leaves the job as such, and the
+    command exits 130 with one line. (In-process: two real SIGINTs sent back to back may merge into one.)"""
+    from click.testing import CliRunner
+
+    from .conftest import invoke
+
+    def interrupted_in_the_loop(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "train", interrupted_in_the_loop)
+    r = invoke(CliRunner(), ["train", *TINY_OVERRIDES, "trainer.max_steps=1", f"hydra.run.dir={tmp_path}"])
+    assert r.exit_code == 130, r.output
+    assert [x for x in r.stderr.splitlines() if x.strip()][-1].startswith("Interrupted"), r.stderr
+    assert "Aborted" not in r.output
 
 
 def test_resume_mid_epoch_with_dataloader_workers_is_bitwise_exact(tmp_path):
