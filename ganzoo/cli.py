@@ -152,7 +152,20 @@ def _hydra_command(name: str, module: str, help_text: str) -> None:
         args = list(overrides)
         if name == "train":
             args = with_resume(args)
-        run_hydra(importlib.import_module(module).main, f"ganzoo {name}", args)
+        try:
+            run_hydra(importlib.import_module(module).main, f"ganzoo {name}", args)
+        finally:  # a sweep (-m): every job's status, also when a Ctrl-C stopped it (commands/sweep.py)
+            code = _finish_sweeps()
+        if code:
+            sys.exit(code)
+
+
+def _finish_sweeps() -> int:
+    if "ganzoo.commands.sweep" not in sys.modules:  # no job ran: nothing to summarize (and no hydra import)
+        return 0
+    from .commands.sweep import finish
+
+    return finish()
 
 
 for _name, (_module, _help) in HYDRA_COMMANDS.items():
