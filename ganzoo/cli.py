@@ -24,6 +24,7 @@ from .completion import complete_overrides
 from .completion import install as _install_completion
 from .errors import UserError
 from .overrides import flags_first, with_resume
+from .storage import output_error
 
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
                             "[key=value ...] [-m]"),
@@ -83,6 +84,8 @@ def run_hydra(main_fn, prog: str, args: list[str]) -> None:
         tb = e.__traceback__  # did it fail inside the job (the user's code) or while composing?
         while tb is not None and tb.tb_frame.f_code.co_name != "run_job":
             tb = tb.tb_next
+        if output_error(e) is not None:  # Hydra's own writes (the run folder, .hydra/, the job's log)
+            raise ConfigError(str(output_error(e))) from None
         if isinstance(e, InstantiationException) or (
                 tb is None and isinstance(e, (HydraException, OmegaConfBaseException, ValueError))):
             raise ConfigError(one_line(e)) from None

@@ -10,7 +10,8 @@ import traceback
 
 def one_line_errors(fn):
     """Inside a Hydra job: a UserError becomes 'Error: <one line>' on stderr and exit code 2 (3 for
-    divergence); a signal-stopped run (checkpoint saved) exits 128 + signum.
+    divergence), and so does a failed write (an OSError such as EACCES, ENOSPC, ENOTDIR: the path and
+    the OS error); a signal-stopped run (checkpoint saved) exits 128 + signum.
 
     SystemExit passes through Hydra's job runner untouched (it catches Exception), so the user sees
     the message alone rather than Hydra's 'Error executing job' preamble and a traceback.
@@ -22,11 +23,21 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         from ganzoo.commands import sweep
         from ganzoo.errors import UserError
+        from ganzoo.storage import output_error
         from ganzoo.trainer import Interrupted
+
+        def call():
+            try:
+                return fn(*args, **kwargs)
+            except OSError as e:  # a read-only folder, a full disk: one line, not a traceback
+                err = output_error(e)
+                if err is None:
+                    raise
+                raise err from None
 
         in_sweep = sweep.recorded_job()
         try:
-            result = fn(*args, **kwargs)
+            result = call()
         except UserError as e:
             print(f"Error: {e}", file=sys.stderr, flush=True)
             code = getattr(e, "exit_code", 2)

@@ -16,6 +16,5 @@ def main(cfg: DictConfig) -> None:
     from ganzoo.metrics.evaluate import evaluate, table
 
     args = OmegaConf.to_container(cfg, resolve=True)
-    metrics, path = evaluate(**args)
-    Console().print(table(metrics))
+    metrics, path = evaluate(**args, on_metrics=lambda m: Console().print(table(m)))  # printed before written
     Console(stderr=True).print(f"wrote {path}")
