@@ -24,6 +24,7 @@ from .completion import complete_overrides
 from .completion import install as _install_completion
 from .errors import UserError
 from .overrides import flags_first, with_resume
+from .storage import output_error
 
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
                             "[key=value ...] [-m]"),
@@ -83,6 +84,8 @@ def run_hydra(main_fn, prog: str, args: list[str]) -> None:
         tb = e.__traceback__  # did it fail inside the job (the user's code) or while composing?
         while tb is not None and tb.tb_frame.f_code.co_name != "run_job":
             tb = tb.tb_next
+        if output_error(e) is not None:  # Hydra's own writes (the run folder, .hydra/, the job's log)
+            raise ConfigError(str(output_error(e))) from None
         if isinstance(e, InstantiationException) or (
                 tb is None and isinstance(e, (HydraException, OmegaConfBaseException, ValueError))):
             raise ConfigError(one_line(e)) from None
@@ -115,6 +118,16 @@ def describe(group: str, option: str) -> str:
 
 
 class GanzooGroup(click.Group):
+    def invoke(self, ctx):
+        """Every Ctrl-C that reaches here (start-up, before the training loop's handlers; a quick second
+        one during training) exits 130 with one line, not Click's "Aborted!" and exit 1."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            print("Interrupted (Ctrl-C); checkpoint writes are atomic: a run resumes from its last checkpoint",
+                  file=sys.stderr, flush=True)
+            sys.exit(130)
+
     def format_epilog(self, ctx, formatter):
         with formatter.section("Config groups (use group=option with train)"):
             formatter.write_dl([(g, ", ".join(group_options(g))) for g in CONFIG_GROUPS])
@@ -142,7 +155,20 @@ def _hydra_command(name: str, module: str, help_text: str) -> None:
         args = list(overrides)
         if name == "train":
             args = with_resume(args)
-        run_hydra(importlib.import_module(module).main, f"ganzoo {name}", args)
+        try:
+            run_hydra(importlib.import_module(module).main, f"ganzoo {name}", args)
+        finally:  # a sweep (-m): every job's status, also when a Ctrl-C stopped it (commands/sweep.py)
+            code = _finish_sweeps()
+        if code:
+            sys.exit(code)
+
+
+def _finish_sweeps() -> int:
+    if "ganzoo.commands.sweep" not in sys.modules:  # no job ran: nothing to summarize (and no hydra import)
+        return 0
+    from .commands.sweep import finish
+
+    return finish()
 
 
 for _name, (_module, _help) in HYDRA_COMMANDS.items():
@@ -198,11 +224,7 @@ def data_verify(target: str, workers: int | None, max_pixels: int | None) -> Non
 
 
 def main() -> None:
-    try:
-        cli(prog_name="ganzoo")
-    except KeyboardInterrupt:  # a second Ctrl-C: stop at once (checkpoint writes are atomic)
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    cli(prog_name="ganzoo")  # Ctrl-C: GanzooGroup.invoke
 
 
 if __name__ == "__main__":

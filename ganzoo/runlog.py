@@ -7,9 +7,11 @@ logs read as one uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,28 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """An OSError without a file name (a write that failed, e.g. ENOSPC) gets `path`'s."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
+
+
+_default_excepthook = threading.excepthook
+
+
+def _quiet_tensorboard_thread(args) -> None:
+    """TensorBoard writes in a thread of its own; a failed write there (disk full) is raised again by the
+    next TensorBoard call in the main thread, which the trainer reports in one line: no thread traceback."""
+    if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+        return
+    _default_excepthook(args)
 
 
 def _fmt(values: dict[str, float]) -> str:
@@ -41,7 +65,9 @@ class RunLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: ~1 s
 
-            self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+            threading.excepthook = _quiet_tensorboard_thread
+            with _naming(self.run_dir / "tb"):
+                self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         self.progress = None
         if progress and self.console.is_terminal:
             self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
@@ -71,12 +97,13 @@ class RunLog:
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         rec = {"step": step, "time": round(time.time() - self._t0, 3), **values}
-        with open(self.stats_path, "a") as f:
+        with _naming(self.stats_path), open(self.stats_path, "a") as f:
             f.write(json.dumps(rec, allow_nan=True) + "\n")
         if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                    self.tb.add_scalar(k, v, step)
+            with _naming(self.run_dir / "tb"):
+                for k, v in values.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                        self.tb.add_scalar(k, v, step)
         if self.progress is not None:
             self.progress.update(self.task, completed=step, losses=_fmt(values))
         else:
@@ -84,13 +111,23 @@ class RunLog:
 
     def image(self, step: int, tag: str, grid_uint8) -> None:
         if self.tb is not None:
-            self.tb.add_image(tag, grid_uint8, step)
+            with _naming(self.run_dir / "tb"):
+                self.tb.add_image(tag, grid_uint8, step)
 
     def message(self, text: str) -> None:
         self.console.print(text)
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Stop the progress bar, flush and close TensorBoard (once). `quiet`: a failed flush is not raised
+        (used after another error, which is the one to report)."""
         if self.progress is not None:
             self.progress.stop()
-        if self.tb is not None:
-            self.tb.close()
+            self.progress = None
+        tb, self.tb = self.tb, None
+        if tb is not None:
+            try:
+                with _naming(self.run_dir / "tb"):
+                    tb.close()
+            except OSError:
+                if not quiet:
+                    raise

@@ -9,11 +9,17 @@ On any failure the temp file is removed and the old file is untouched.
 `FolderLock(folder)` makes one process the only writer of a folder (a run folder): an flock'ed file
 that names its holder (pid, host); the kernel drops the flock when the holder dies, so a lock left by
 a killed process is taken over, never waited on.
+
+On any failure the temp file is removed and the old file is untouched, and the OSError names `path`.
+
+`output_error(e)`: an OSError of a failed write (read-only folder, disk full, a path under a file) as
+the one-line `OutputError` (exit 2) naming the path and the OS error; None for other OSErrors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
@@ -21,6 +27,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import UserError
+
+# what a full disk, a read-only folder or a path under a file gives; not a missing input (ENOENT)
+WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR",
+                                                     "EISDIR", "EFBIG") if hasattr(errno, n))
+
+
+class OutputError(UserError):
+    """A file could not be written: one line naming the path and the OS error (exit 2)."""
+
+
+def output_error(e: BaseException, action: str = "cannot write") -> OutputError | None:
+    """`e` as one line naming the path and the OS error, if it is a failed write; else None."""
+    if not isinstance(e, OSError) or isinstance(e, UserError) or e.errno not in WRITE_ERRNOS:
+        return None
+    where = f" {e.filename}" if e.filename else ""
+    return OutputError(f"{action}{where}: {e.strerror or e} (make the folder writable, free some space or "
+                       f"choose another output)")
 
 
 def data_home(root: str | os.PathLike | None = None) -> Path:
@@ -81,6 +106,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
         os.replace(tmp, path)
         if sync_dir:
             fsync_dir(path.parent)
+    except OSError as e:
+        if e.filename is None or str(e.filename) == str(tmp):  # name the file the caller asked for, not the temp file
+            e.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -145,4 +174,5 @@ def _read_fd(fd: int) -> str:
     return ""
 
 
-__all__ = ["FolderBusy", "FolderLock", "atomic_write", "data_home", "fsync_dir", "temp_path"]
+__all__ = ["WRITE_ERRNOS", "FolderBusy", "FolderLock", "OutputError", "atomic_write", "data_home", "fsync_dir",
+           "output_error", "temp_path"]

@@ -35,6 +35,7 @@ from .optimizers import AdamEpsInSqrt
 from .runlog import RunLog
 from .runtime import Interrupted, StopRequest, rng_state, set_rng_state
 from .settings import OptimSettings, TrainerSettings
+from .storage import OutputError, output_error
 
 
 def make_optimizer(params: list[nn.Parameter], s: OptimSettings, overrides: dict) -> torch.optim.Optimizer:
@@ -423,6 +424,24 @@ class Trainer:
         log.scalars(self.step, values)
         return values
 
+    @contextlib.contextmanager
+    def _reporting(self):
+        """A failed write of stats, TensorBoard events or a sample grid (a full disk, a read-only
+        folder) stops the run with one line, after trying to save a checkpoint of this step."""
+        try:
+            yield
+        except OSError as e:
+            err = output_error(e)
+            if err is None:
+                raise
+            try:
+                path = self.save()
+                saved = (f"saved {path} at step {self.step}; continue with: ganzoo train resume={self.run_dir}"
+                         if path is not None else f"no checkpoint at step {self.step} either")
+            except OSError as e2:
+                saved = f"the checkpoint of step {self.step} could not be written either: {e2}"
+            raise OutputError(f"{err}; {saved}") from None
+
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> None:
         s = self.s
@@ -436,26 +455,30 @@ class Trainer:
             while self.step < s.max_steps:
                 self.train_step(next(self.stream))
                 log.advance(self.step)
-                if stop.signum is not None:  # SIGINT/SIGTERM/SIGUSR1: save at this step boundary, exit
+                if stop.signum is not None:  # SIGINT/SIGTERM/SIGHUP/SIGUSR1: save at this step boundary, exit
                     path = self.save()
                     log.message(f"[yellow]{signal.Signals(stop.signum).name}: saved {path} at step {self.step}; "
                                 f"continue with: ganzoo train resume={self.run_dir}[/]")
                     raise Interrupted(stop.signum)
-                if self.step % s.log_every == 0:
-                    t0, step0 = self._log(log, t0, step0)
-                if s.sample_every and self.step % s.sample_every == 0:
-                    self.write_samples(log)
-                if self.evaluator is not None and s.eval_every and self.step % s.eval_every == 0:
-                    self.evaluate(log)
+                with self._reporting():
+                    if self.step % s.log_every == 0:
+                        t0, step0 = self._log(log, t0, step0)
+                    if s.sample_every and self.step % s.sample_every == 0:
+                        self.write_samples(log)
+                    if self.evaluator is not None and s.eval_every and self.step % s.eval_every == 0:
+                        self.evaluate(log)
                 if s.ckpt_every and self.step % s.ckpt_every == 0 and self.step < s.max_steps:
                     self.save()
-            if not s.sample_every or self.step % s.sample_every:
-                self.write_samples(log)
-            if self.evaluator is not None and s.eval_every and self.step % s.eval_every:
-                self.evaluate(log)
+            with self._reporting():
+                if not s.sample_every or self.step % s.sample_every:
+                    self.write_samples(log)
+                if self.evaluator is not None and s.eval_every and self.step % s.eval_every:
+                    self.evaluate(log)
             self.save(final=True)  # before the final partial log line, so a resumed run continues that window
-            if self._cnt:
-                self._log(log, t0, step0, partial=True)
+            with self._reporting():
+                if self._cnt:
+                    self._log(log, t0, step0, partial=True)
+                log.close()
         except RuntimeError as e:  # a worker's death is raised by a SIGCHLD handler wherever the loop is
             msg = worker_failure(e, s.worker_timeout)
             if msg is None:
@@ -463,4 +486,4 @@ class Trainer:
             raise DataError(msg) from None
         finally:
             stop.uninstall()
-            log.close()
+            log.close(quiet=True)  # after an error: that error is the one to report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,6 +103,22 @@ def test_multirun_creates_one_folder_per_job(cli_runner, tmp_path):
     for j in jobs:
         assert (tmp_path / j / "checkpoints" / "latest.json").exists()
         assert (tmp_path / j / ".hydra" / "overrides.yaml").read_text().count("seed=") == 1
+
+
+def test_sweep_goes_on_past_a_failing_job_and_ends_with_a_summary(cli_runner, tmp_path):
+    """Job 1 (cyclegan on the digits, which have no A/B images) fails; jobs 0 and 2 still run; the summary
+    names each job's status and job 1's reason; the exit code is the failed job's (2)."""
+    r = invoke(cli_runner, ["train", "-m", "model=dcgan,cyclegan,dcgan", "trainer.max_steps=1", *TINY_OVERRIDES,
+                            "model.ngf=8", "model.ndf=8", f"hydra.sweep.dir={tmp_path}"])
+    assert r.exit_code == 2, r.output
+    for job in ("0", "2"):
+        assert (tmp_path / job / "checkpoints" / "latest.json").exists(), r.output
+    summary = json.loads((tmp_path / "sweep_summary.json").read_text())["jobs"]
+    assert [j["status"] for j in summary] == ["done", "failed", "done"], summary
+    assert [j["num"] for j in summary] == [0, 1, 2]
+    assert "model=cyclegan" in summary[1]["overrides"] and summary[1]["exit_code"] == 2
+    assert summary[1]["reason"] and summary[1]["reason"] in r.stderr, r.stderr
+    assert "sweep_summary.json" in r.stderr and "failed" in r.stderr and "Traceback" not in r.output
 
 
 def _ganzoo(*args, cwd, env=None):

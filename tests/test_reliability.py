@@ -191,7 +191,8 @@ def test_stop_request_sets_a_flag_then_second_ctrl_c_raises():
         stop.uninstall()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130),
+                                       (signal.SIGHUP, 129)])
 def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code):
     exe = Path(sys.executable).with_name("ganzoo")
     run_dir = tmp_path / "run"
@@ -214,6 +215,52 @@ def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code)
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert load_run(run_dir)["step"] == step + 2
+
+
+def _train_proc(tmp_path, run_dir):
+    exe = Path(sys.executable).with_name("ganzoo")
+    args = [str(exe), "train", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=100000",
+            "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc, path: Path, lines: int = 0) -> None:
+    deadline = time.time() + 120
+    while not (path.exists() and path.read_text().count("\n") >= lines):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+
+
+def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
+    """Hydra has written the run's config and the job is importing torch / building data: no handler of
+    the training loop yet. Click would say 'Aborted!' and exit 1."""
+    run_dir = tmp_path / "run"
+    proc = _train_proc(tmp_path, run_dir)
+    _wait_for(proc, run_dir / ".hydra" / "config.yaml")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not (run_dir / "checkpoints").exists(), "the signal came after start-up: the test lost its race"
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert lines[-1].startswith("Interrupted") and "Aborted" not in err and "Traceback" not in err, err
+
+
+def test_quick_second_ctrl_c_exits_130_at_once(tmp_path, monkeypatch):
+    """A second Ctrl-C makes StopRequest raise KeyboardInterrupt wherever the loop is (see
+    test_stop_request_sets_a_flag_then_second_ctrl_c_raises); it leaves the job as such, and the
+    command exits 130 with one line. (In-process: two real SIGINTs sent back to back may merge into one.)"""
+    from click.testing import CliRunner
+
+    from .conftest import invoke
+
+    def interrupted_in_the_loop(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "train", interrupted_in_the_loop)
+    r = invoke(CliRunner(), ["train", *TINY_OVERRIDES, "trainer.max_steps=1", f"hydra.run.dir={tmp_path}"])
+    assert r.exit_code == 130, r.output
+    assert [x for x in r.stderr.splitlines() if x.strip()][-1].startswith("Interrupted"), r.stderr
+    assert "Aborted" not in r.output
 
 
 def test_resume_mid_epoch_with_dataloader_workers_is_bitwise_exact(tmp_path):
@@ -242,3 +289,100 @@ def test_resume_mid_epoch_with_dataloader_workers_is_bitwise_exact(tmp_path):
     drop = ("time", "steps_per_s")
     assert [{k: v for k, v in r.items() if k not in drop} for r in _stats(tmp_path / "straight")] == \
         [{k: v for k, v in r.items() if k not in drop} for r in _stats(tmp_path / "split")]
+
+
+def _under_a_file(tmp_path) -> Path:
+    """A path whose parent is a regular file: ENOTDIR for root too (chmod does not stop root)."""
+    (tmp_path / "a_file").write_text("not a folder")
+    return tmp_path / "a_file" / "sub"
+
+
+def test_unwritable_output_is_one_line_in_train_sample_and_eval(tmp_path):
+    """train (Hydra's run folder), sample and eval (out=): exit 2, one line naming the path and the OS
+    error; eval prints its metrics before it tries to write them."""
+    from click.testing import CliRunner
+
+    from .conftest import invoke
+
+    bad = _under_a_file(tmp_path)
+    tiny = [*TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=2"]
+    for args in (["train", *tiny, f"hydra.run.dir={bad}"],):
+        r = invoke(CliRunner(), args)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and str(bad) in lines[0], r.output
+        assert "Not a directory" in lines[0] and "Traceback" not in r.output
+    run_dir = tmp_path / "run"
+    assert invoke(CliRunner(), ["train", *tiny, f"hydra.run.dir={run_dir}"]).exit_code == 0
+    for args in (["sample", f"run={run_dir}", "n=4", f"out={bad / 'grid.png'}"],
+                 ["eval", f"run={run_dir}", "n_per_class=4", "batch_size=64", "device=cpu", "judge_epochs=1",
+                  f"out={bad / 'metrics.json'}"]):
+        r = invoke(CliRunner(), args)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.exit_code == 2, r.output
+        assert lines[-1].startswith("Error: ") and str(bad) in lines[-1] and "Not a directory" in lines[-1], r.stderr
+        assert "Traceback" not in r.output
+        if args[0] == "eval":
+            assert "recognisable" in r.stdout or "accuracy" in r.stdout or "histogram" in r.stdout, r.stdout
+
+
+def _disk_full_after(monkeypatch, module, target: str, calls: int):
+    """module.open(...) of a path ending in `target` fails with ENOSPC after `calls` good calls."""
+    import builtins
+
+    seen = {"n": 0}
+
+    def fake_open(file, *args, **kwargs):
+        if str(file).endswith(target):
+            seen["n"] += 1
+            if seen["n"] > calls:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # no file name, as a failed write
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(module, "open", fake_open, raising=False)
+
+
+def test_failed_stats_write_saves_a_checkpoint_and_stops_with_one_line(tmp_path, monkeypatch):
+    from ganzoo import runlog
+
+    _disk_full_after(monkeypatch, runlog, "stats.jsonl", calls=2)
+    with pytest.raises(UserError) as e:
+        _train(tmp_path, max_steps=6, ckpt_every=0)
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / "stats.jsonl") in msg and "No space left on device" in msg, msg
+    assert "saved" in msg and "resume=" in msg, msg
+    assert load_run(tmp_path)["step"] == 3  # the failed log step's checkpoint
+
+
+def test_failed_grid_write_when_the_checkpoint_fails_too_says_so(tmp_path, monkeypatch):
+    from ganzoo import checkpoint, images
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(images, "atomic_write", full)
+    monkeypatch.setattr(checkpoint, "atomic_write", full)
+    with pytest.raises(UserError) as e:
+        _train(tmp_path, max_steps=6, ckpt_every=0, sample_every=2)
+    msg = str(e.value)
+    assert "\n" not in msg and "step_00000002.png" in msg and "could not be written either" in msg, msg
+
+
+def test_tensorboard_disk_full_is_one_line_without_a_thread_traceback(tmp_path, monkeypatch, capfd):
+    """TensorBoard writes in a thread: a full disk there was a long threaded traceback and no save."""
+    from tensorboard.summary.writer import record_writer
+
+    calls = {"n": 0}
+    original = record_writer.RecordWriter.write
+
+    def write(self, data):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return original(self, data)
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", write)
+    with pytest.raises(UserError) as e:  # the thread fails on its own; a later TensorBoard call raises it again
+        _train(tmp_path / "run", max_steps=400, ckpt_every=0, tensorboard=True)
+    msg = str(e.value)
+    assert "No space left on device" in msg and str(tmp_path / "run" / "tb") in msg and "saved" in msg, msg
+    assert "Exception in thread" not in capfd.readouterr().err

@@ -1,4 +1,4 @@
-"""Who owns a run folder (docs/reliability.md R16, R17): one writer per folder, a fresh run never
+"""Who owns a run folder (docs/reliability.md R23, R24): one writer per folder, a fresh run never
 writes over another run, a failed start leaves nothing behind, and a refused resume leaves the run
 as it was (its `.hydra/` included), whatever form its path takes on the command line."""
 

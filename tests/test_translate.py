@@ -141,6 +141,17 @@ def test_pix2pix_run_on_a_folder_keeps_names_and_sizes(runs, tmp_path, cli_runne
     assert np.array_equal(a, b)  # dropout at inference is seeded: repeatable
 
 
+def test_unwritable_out_is_one_line(runs, tmp_path, cli_runner):
+    _folder(tmp_path / "in")
+    (tmp_path / "a_file").write_text("not a folder")  # ENOTDIR: chmod does not stop root
+    bad = tmp_path / "a_file" / "out"
+    r = invoke(cli_runner, ["translate", f"run={runs['pix2pix']}", f"input={tmp_path / 'in'}", f"out={bad}",
+                            "device=cpu"])
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.exit_code == 2 and lines[-1].startswith("Error: ") and str(tmp_path / "a_file") in lines[-1], r.output
+    assert "Not a directory" in lines[-1] and "Traceback" not in r.output
+
+
 def test_cyclegan_run_matches_the_model_and_has_two_directions(runs, tmp_path):
     _save(tmp_path / "in" / "x.png", 32, 32, "L")
     outs = {}

@@ -19,6 +19,5 @@ def main(cfg: DictConfig) -> None:
 
     args = OmegaConf.to_container(cfg, resolve=True)
     check_args(args, EVAL_CHECKS)
-    metrics, path = evaluate(**args)
-    Console().print(table(metrics))
+    metrics, path = evaluate(**args, on_metrics=lambda m: Console().print(table(m)))  # printed before written
     Console(stderr=True).print(f"wrote {path}")

@@ -20,6 +20,7 @@ memory, and each split of the run's dataset is built once.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ..build import Splits, model_from_checkpoint
@@ -33,9 +34,10 @@ from .suite import EvalOptions, Evaluation, fixed_models
 
 def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device: str = "auto",
              judge_epochs: int = 2, seed: int = 0, out: str | None = None,
-             data: str | None = None) -> tuple[dict, Path]:
+             data: str | None = None, on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
     """The metrics of a run's newest checkpoint (see the module doc); returns them and the JSON file
-    written. `data=<folder of HR images>`: super-resolution runs only."""
+    written. `data=<folder of HR images>`: super-resolution runs only. `on_metrics(metrics)` runs
+    before the file is written (the command prints them: a failed write loses nothing)."""
     dev = pick_device(device)
     ckpt = load_run(run, map_location=dev)
     model = model_from_checkpoint(ckpt, device=dev, ema=True)
@@ -50,6 +52,8 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
                               lambda: model)
     metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
                      "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema)}
+    if on_metrics is not None:
+        on_metrics(metrics)
     return metrics, _write(metrics, run, out, data)
 
 
