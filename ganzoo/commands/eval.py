@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -14,8 +17,21 @@ def main(cfg: DictConfig) -> None:
     from rich.console import Console
 
     from ganzoo.metrics.evaluate import evaluate, table
+    from ganzoo.runlog import stderr_console
 
     args = OmegaConf.to_container(cfg, resolve=True)
-    metrics, path = evaluate(**args)
+    # eval's Hydra logging is off: show the judge's lines (its first training takes minutes) on stderr
+    judge_log, shown = logging.getLogger("ganzoo.metrics.judge"), logging.StreamHandler(sys.stderr)
+    shown.setFormatter(logging.Formatter("%(message)s"))
+    judge_log.addHandler(shown)
+    level, disabled = judge_log.level, judge_log.disabled
+    judge_log.setLevel(logging.INFO)
+    judge_log.disabled = False  # Hydra's disabled logging turns off the loggers that exist when it starts
+    try:
+        metrics, path = evaluate(**args)
+    finally:
+        judge_log.removeHandler(shown)
+        judge_log.setLevel(level)
+        judge_log.disabled = disabled
     Console().print(table(metrics))
-    Console(stderr=True).print(f"wrote {path}")
+    stderr_console().print(f"wrote {path}", markup=False)

@@ -11,10 +11,9 @@ from . import one_line_errors
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="sample", version_base="1.3")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    from rich.console import Console
-
     from ganzoo import run
+    from ganzoo.runlog import stderr_console
 
     args = OmegaConf.to_container(cfg, resolve=True)
     path = run.sample(**args)
-    Console(stderr=True).print(f"wrote {path}")
+    stderr_console().print(f"wrote {path}", markup=False)

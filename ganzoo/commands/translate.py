@@ -11,15 +11,14 @@ from . import one_line_errors
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="translate", version_base="1.3")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    from rich.console import Console
-
+    from ganzoo.runlog import stderr_console
     from ganzoo.translate import translate
 
     args = OmegaConf.to_container(cfg, resolve=True)
     model = args.pop("model")
     args.pop("optim"), args.pop("trainer")
     n, path, skipped = translate(**args, model=model["name"] if isinstance(model, dict) else model)
-    err = Console(stderr=True, highlight=False)
+    err = stderr_console(highlight=False)
     if skipped:
         err.print(f"skipped {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''}, first: {skipped[0]}",
                   markup=False)
