@@ -65,8 +65,9 @@ class TranslateConfig:
     ema: bool = True  # use the EMA generator when the run has one
     seed: int = 0  # pix2pix keeps dropout on at inference: the seed makes it repeatable
     # `model=cyclegan|pix2pix` (with weights=) selects conf/model/<name>.yaml: only model.name is read;
-    # the training defaults that file also sets (optim, trainer) are accepted and ignored
+    # the training defaults that file also sets (optim, trainer, its default dataset) are accepted and ignored
     model: Any = None
+    dataset: Any = None
     optim: Any = None
     trainer: Any = None
 

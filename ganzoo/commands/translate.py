@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
 
     args = OmegaConf.to_container(cfg, resolve=True)
     model = args.pop("model")
-    args.pop("optim"), args.pop("trainer")
+    args.pop("optim"), args.pop("trainer"), args.pop("dataset")
     n, path, skipped = translate(**args, model=model["name"] if isinstance(model, dict) else model)
     err = stderr_console(highlight=False)
     if skipped:
