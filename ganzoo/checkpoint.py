@@ -273,6 +273,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        if "weights only load failed" in str(e).lower():  # torch's text goes on to advise weights_only=False
+            raise CheckpointError(f"{path} was not loaded: it is not a ganzoo checkpoint and may be hostile (it "
+                                  f"pickles objects that could run code); use a checkpoint written by ganzoo "
+                                  f"train") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot load checkpoint {path}: {first[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:

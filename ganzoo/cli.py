@@ -14,7 +14,9 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from importlib import resources
+from pathlib import Path
 
 import click
 
@@ -23,7 +25,7 @@ from .commands.data import register as _register_data_commands
 from .completion import complete_overrides
 from .completion import install as _install_completion
 from .errors import UserError
-from .overrides import flags_first, with_resume
+from .overrides import expand_home, flags_first, with_resume
 from .storage import output_error
 
 HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo train [model=dcgan] [dataset=digits] "
@@ -136,6 +138,22 @@ class GanzooGroup(click.Group):
                              'eval "$(_GANZOO_COMPLETE=bash_source ganzoo)" (zsh: zsh_source).')
 
 
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _warning_line(show):
+    """warnings.showwarning for the CLI: ganzoo's own warnings as one line, `warning: <message>`
+    (Python's default adds the category and the source line); others' warnings as before."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not str(Path(filename).resolve()).startswith(_PACKAGE):
+            return show(message, category, filename, lineno, file, line)
+        try:
+            (file or sys.stderr).write(f"warning: {message}\n")
+        except OSError:  # stderr closed: a warning is not worth dying for (as Python's default)
+            pass
+    return showwarning
+
+
 @click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="ganzoo",
                       message="%(prog)s %(version)s")
@@ -152,7 +170,7 @@ def _hydra_command(name: str, module: str, help_text: str) -> None:
                  context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
     @click.argument("overrides", nargs=-1, type=click.UNPROCESSED, shell_complete=_complete)
     def _cmd(overrides: tuple[str, ...]) -> None:
-        args = list(overrides)
+        args = expand_home(list(overrides))
         if name == "train":
             args = with_resume(args)
         try:
@@ -224,6 +242,7 @@ def data_verify(target: str, workers: int | None, max_pixels: int | None) -> Non
 
 
 def main() -> None:
+    warnings.showwarning = _warning_line(warnings.showwarning)  # here only: tests calling `cli` keep pytest's
     cli(prog_name="ganzoo")  # Ctrl-C: GanzooGroup.invoke
 
 

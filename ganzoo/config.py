@@ -71,8 +71,9 @@ class TranslateConfig:
     rounding: str = "truncate"  # truncate: as the reference's util.tensor2im; round: nearest level
     max_pixels: int = 4194304  # an untiled model (pix2pix, CycleGAN) refuses a larger input (after resize)
     # `model=cyclegan|pix2pix` (with weights=) selects conf/model/<name>.yaml: only model.name is read;
-    # the training defaults that file also sets (optim, trainer) are accepted and ignored
+    # the training defaults that file also sets (optim, trainer, its default dataset) are accepted and ignored
     model: Any = None
+    dataset: Any = None
     optim: Any = None
     trainer: Any = None
 

@@ -1,5 +1,6 @@
 """A Hydra command line read without Hydra: which words are flags (and which take the next word as
-their value), an override's key, and `resume=<run>` expanded into that run's own overrides.
+their value), an override's key, `~` in a value expanded to the home folder, and `resume=<run>`
+expanded into that run's own overrides.
 
 Shared by cli.py (which reorders the line for hydra 1.3 and expands `resume=`) and completion.py
 (which reads the line to offer candidates), so that neither imports the other. Only the standard
@@ -8,6 +9,8 @@ library here, plus PyYAML inside `with_resume` to read the run's `.hydra/overrid
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 # Hydra flags that take a value (so that reordering keeps the value with its flag; not overrides)
@@ -37,6 +40,21 @@ def flags_first(args: list[str]) -> list[str]:
             rest.append(a)
         i += 1
     return flags + rest
+
+
+_HOME = re.compile(r"~[\w.-]*(/|$)")  # `~/...`, `~`, `~user/...`: a home folder, as a shell would read it
+
+
+def expand_home(args: list[str]) -> list[str]:
+    """`dataset.root=~/data` -> `dataset.root=/home/me/data`: Hydra's grammar has no unquoted `~` in a
+    value (a lexer error), so a `~` that starts a value can only mean a home folder; expanded for any key."""
+    out = []
+    for a in args:
+        key, eq, value = a.partition("=")
+        if eq and not a.startswith("-") and _HOME.match(value):
+            a = f"{key}={os.path.expanduser(value)}"
+        out.append(a)
+    return out
 
 
 def _key(override: str) -> str:

@@ -48,6 +48,20 @@ def _quiet_tensorboard_thread(args) -> None:
     _default_excepthook(args)
 
 
+def stderr_console(**kwargs) -> Console:
+    """A console for messages on stderr that never wraps them: off a terminal rich would wrap at 80
+    columns and split paths and commands (`continue with: ganzoo train resume=<run>`)."""
+    return Console(stderr=True, soft_wrap=True, **kwargs)
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def _fmt(values: dict[str, float]) -> str:
     keys = [k for k in values if k.endswith("/loss")] or list(values)[:4]
     return "  ".join(f"{k} {values[k]:.3f}" for k in keys)
@@ -59,7 +73,7 @@ class RunLog:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stats_path = self.run_dir / "stats.jsonl"
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self._truncate(start_step)
         self.tb = None
         if tensorboard:
@@ -77,6 +91,10 @@ class RunLog:
             self.progress.start()
         self.total = total_steps
         self._t0 = time.time()
+        self._start = start_step
+        self._last = (self._t0, start_step)  # (time, step) of the last plain line: its steps/s
+        self._losses = ""
+        self._summary: str | None = None
 
     def _truncate(self, start_step: int) -> None:
         if not self.stats_path.exists():
@@ -104,10 +122,18 @@ class RunLog:
                 for k, v in values.items():
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                         self.tb.add_scalar(k, v, step)
+        if any(k.endswith("/loss") for k in values):
+            self._losses = _fmt(values)
         if self.progress is not None:
             self.progress.update(self.task, completed=step, losses=_fmt(values))
-        else:
-            print(f"step {step}/{self.total}  {_fmt(values)}", file=sys.stderr, flush=True)
+            return
+        now, (then, step0) = time.time(), self._last
+        rate = ""
+        if step > step0:  # an evaluation line at the same step has no rate of its own
+            per_s = (step - step0) / max(now - then, 1e-9)
+            rate = f"  {per_s:.2f} steps/s  eta {_hms((self.total - step) / per_s)}"
+            self._last = (now, step)
+        print(f"step {step}/{self.total}{rate}  {_fmt(values)}", file=sys.stderr, flush=True)
 
     def image(self, step: int, tag: str, grid_uint8) -> None:
         if self.tb is not None:
@@ -117,12 +143,23 @@ class RunLog:
     def message(self, text: str) -> None:
         self.console.print(text)
 
+    def done(self, step: int, checkpoint: Path | None) -> None:
+        """The run finished: `close` prints one summary line (steps, wall time, final losses, checkpoint)."""
+        wall = time.time() - self._t0
+        steps = step - self._start
+        where = f"checkpoint {checkpoint}" if checkpoint is not None else "no checkpoint saved"
+        self._summary = (f"done: {steps} steps (step {step}/{self.total}) in {_hms(wall)} "
+                         f"({steps / max(wall, 1e-9):.2f} steps/s); {self._losses or 'no losses logged'}; {where}")
+
     def close(self, quiet: bool = False) -> None:
-        """Stop the progress bar, flush and close TensorBoard (once). `quiet`: a failed flush is not raised
-        (used after another error, which is the one to report)."""
+        """Stop the progress bar, print the summary of a finished run (`done`), flush and close TensorBoard
+        (once). `quiet`: a failed flush is not raised (used after another error, which is the one to report)."""
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+        summary, self._summary = self._summary, None
+        if summary is not None:
+            self.console.print(summary, markup=False, highlight=False)
         tb, self.tb = self.tb, None
         if tb is not None:
             try:

@@ -188,6 +188,19 @@ def _show(v: Any) -> str:
     return "null" if v is None else str(v).replace("\n", " ")
 
 
+def length_given(trainer: TrainerSettings, given: set[str]) -> TrainerSettings:
+    """The run's length named on the command line wins over the config's other one: `trainer.max_steps=N`
+    counts in steps even where the model's yaml counts in epochs (pix2pix, CycleGAN: `max_epochs: 200`),
+    `trainer.max_epochs=E` counts in epochs over the default `max_steps`. `given`: the keys of the
+    command line's overrides. Both given (or both set by configs): `resolve_epochs` refuses them."""
+    steps, epochs = "trainer.max_steps" in given, "trainer.max_epochs" in given
+    if steps and not epochs and trainer.max_steps is not None:
+        return replace(trainer, max_epochs=None)
+    if epochs and not steps and trainer.max_epochs is not None:
+        return replace(trainer, max_steps=None)
+    return trainer
+
+
 def resolve_epochs(trainer: TrainerSettings, optim: OptimSettings, steps_per_epoch: int
                    ) -> tuple[TrainerSettings, OptimSettings]:
     """Settings with the epoch counts turned into steps (the trainer counts steps only).

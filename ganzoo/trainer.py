@@ -474,10 +474,11 @@ class Trainer:
                     self.write_samples(log)
                 if self.evaluator is not None and s.eval_every and self.step % s.eval_every:
                     self.evaluate(log)
-            self.save(final=True)  # before the final partial log line, so a resumed run continues that window
+            final = self.save(final=True)  # before the final partial log line, so a resumed run continues that window
             with self._reporting():
                 if self._cnt:
                     self._log(log, t0, step0, partial=True)
+                log.done(self.step, final)
                 log.close()
         except RuntimeError as e:  # a worker's death is raised by a SIGCHLD handler wherever the loop is
             msg = worker_failure(e, s.worker_timeout)

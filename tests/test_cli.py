@@ -148,3 +148,39 @@ def test_console_script_train_then_sample_then_resume(tmp_path):
     assert max(steps) == 5
     r = subprocess.run([sys.executable, "-m", "ganzoo", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "ganzoo" in r.stdout
+
+
+def test_home_folder_in_a_value_is_expanded(cli_runner):
+    """`dataset.root=~/data` (as the README writes it) is a Hydra lexer error unless expanded first."""
+    from ganzoo.overrides import expand_home
+
+    r = invoke(cli_runner, ["train", "dataset.root=~/x", "--cfg", "job", "-p", "dataset"])
+    assert r.exit_code == 0, r.output
+    assert f"root: {Path('~/x').expanduser()}" in r.stdout
+    home = str(Path("~").expanduser())
+    assert expand_home(["a=~", "b=~/p", "c=x~y", "~d", "-cd", "e=~x y"]) == \
+        ["a=" + home, f"b={home}/p", "c=x~y", "~d", "-cd", "e=~x y"]
+
+
+def test_console_script_messages_unwrapped_warnings_one_line_plain_rate_and_summary(tmp_path):
+    """Off a terminal: step lines carry steps/s and ETA, the run ends with a summary line, nothing is
+    wrapped at 80 columns (paths whole), and ganzoo's warnings print as `warning: <message>`."""
+    run_dir = tmp_path / ("a_long_folder_name_that_pushes_every_path_past_eighty_columns_" * 2) / "run"
+    r = _ganzoo("train", "trainer.max_steps=2", "trainer.ckpt_every=1", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"),
+                f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    steps = [x for x in r.stderr.splitlines() if x.startswith("step ")]
+    assert len(steps) == 2 and all(" steps/s  eta " in x for x in steps), r.stderr
+    done = [x for x in r.stderr.splitlines() if x.startswith("done: ")]
+    assert len(done) == 1 and "2 steps" in done[0] and "G/loss" in done[0], r.stderr
+    assert done[0].endswith(f"checkpoint {run_dir / 'checkpoints' / 'step_00000002.pt'}"), done[0]
+    newest = run_dir / "checkpoints" / "step_00000002.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # damaged: sample falls back to step 1, with a warning
+    out = tmp_path / ("another_long_name_for_the_grid_file_so_the_message_passes_eighty_columns" * 2 + ".png")
+    r = _ganzoo("sample", f"run={run_dir}", "n=4", f"out={out}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert f"wrote {out}" in lines, r.stderr
+    warned = [x for x in lines if x.startswith("warning: skipping checkpoint")]
+    assert len(warned) == 1 and str(newest) in warned[0], r.stderr
+    assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr, r.stderr

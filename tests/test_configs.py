@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from ganzoo.build import SUBSET_KEYS, build_model, split_name
+from ganzoo.build import SUBSET_KEYS, build_dataset, build_model, split_name
 from ganzoo.cli import describe, group_options
 from ganzoo.data.base import DataInfo
 from ganzoo.data.loader import LABELED_FIELDS
@@ -67,3 +67,24 @@ def test_every_option_has_a_description(group):
 def test_sample_config_composes(hydra_ctx):
     cfg = compose("sample", overrides=["run=somewhere", "n=8"])
     assert cfg.run == "somewhere" and cfg.n == 8 and cfg.ema is True
+
+
+@pytest.mark.parametrize("model", group_options("model"))
+def test_every_model_alone_gets_a_dataset_it_trains_on(hydra_ctx, model):
+    """`ganzoo train model=<name>` alone: the model's yaml picks a built-in offline dataset whose fields
+    its `needs` are, and the model (its yaml's args) builds for that dataset's shape."""
+    cfg = OmegaConf.to_container(compose("train", overrides=[f"model={model}"]), resolve=True)
+    data_cfg = {**cfg["dataset"], "num_train": 40, "num_test": 4}  # the same set, built small
+    if "labels_per_class" in data_cfg:
+        data_cfg["labels_per_class"] = 2
+    info = build_dataset(data_cfg).info
+    assert MODELS.get(model).needs <= set(info.fields), (model, cfg["dataset"]["name"], info.fields)
+    name, args = split_name(cfg["model"], "model")
+    build_model(name, args, info)
+
+
+@pytest.mark.parametrize("model, dataset", [("cyclegan", "facades_unpaired"), ("pix2pix", "facades"),
+                                            ("srgan", "div2k")])
+def test_a_dataset_given_wins_over_the_models_default(hydra_ctx, model, dataset):
+    cfg = compose("train", overrides=[f"model={model}", f"dataset={dataset}"])
+    assert cfg.dataset == compose("train", overrides=[f"dataset={dataset}"]).dataset

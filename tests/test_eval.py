@@ -231,3 +231,14 @@ def test_eval_every_with_ema_logs_what_ganzoo_eval_writes(cli_runner, tmp_path, 
     assert m["test_accuracy"] != pytest.approx(m["test_accuracy_ema"])
     assert logged[0]["eval/test_accuracy"] == pytest.approx(m["test_accuracy"])
     assert logged[0]["eval/test_accuracy_ema"] == pytest.approx(m["test_accuracy_ema"])
+
+
+def test_first_eval_says_it_trains_the_judge_then_caches_it(cli_runner, tmp_path, monkeypatch):
+    run_dir = _train("dcgan", tmp_path / "dcgan")
+    monkeypatch.setenv("GANZOO_DATA", str(tmp_path / "home"))  # no judge cached yet
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST])
+    assert r.exit_code == 0, r.output
+    assert f"training the judge classifier for digits (once; cached in {tmp_path / 'home' / 'judges'}" in r.stderr
+    assert "judge classifier for digits trained in" in r.stderr and "test accuracy" in r.stderr
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST])
+    assert r.exit_code == 0 and "judge" not in r.stderr, r.stderr  # cached: nothing to wait for

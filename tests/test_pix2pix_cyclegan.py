@@ -17,10 +17,10 @@ from ganzoo.data.base import DataInfo
 from ganzoo.data.loader import BatchStream
 from ganzoo.errors import UserError
 from ganzoo.nn.image_pool import ImagePool
-from ganzoo.settings import OptimSettings, TrainerSettings, resolve_epochs
+from ganzoo.settings import OptimSettings, TrainerSettings, length_given, resolve_epochs
 from ganzoo.trainer import Trainer
 
-from .conftest import tiny_data_cfg, tiny_model_args, tiny_trainer_settings
+from .conftest import invoke, tiny_data_cfg, tiny_model_args, tiny_model_overrides, tiny_trainer_settings
 
 PAIRS = tiny_data_cfg("pix2pix")
 UNPAIRED = tiny_data_cfg("cyclegan")
@@ -294,3 +294,26 @@ def test_sample_on_a_translation_run_writes_the_grid(tmp_path):
 
     with Image.open(out) as im:
         assert im.size == (3 * 34 + 2, 4 * 34 + 2)  # 3 columns x 4 rows of 32 px with 2-px padding
+
+
+def test_max_steps_given_wins_over_the_yamls_epochs(cli_runner, tmp_path):
+    """pix2pix/CycleGAN count in epochs (`trainer.max_epochs: 200`): `trainer.max_steps=2` on the command
+    line runs 2 steps without `trainer.max_epochs=null`; both given stays a one-line error."""
+    tiny = [*tiny_model_overrides("pix2pix"), "dataset.num_train=64", "dataset.num_test=16", "trainer.log_every=1",
+            "trainer.sample_every=0", "trainer.n_samples=2", "trainer.tensorboard=false", "trainer.device=cpu"]
+    r = invoke(cli_runner, ["train", "model=pix2pix", "trainer.max_steps=2", *tiny, f"hydra.run.dir={tmp_path / 'a'}"])
+    assert r.exit_code == 0, r.output
+    stats = [json.loads(x) for x in (tmp_path / "a" / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [1, 2]
+    r = invoke(cli_runner, ["train", "model=pix2pix", "trainer.max_steps=2", "trainer.max_epochs=1", *tiny,
+                            f"hydra.run.dir={tmp_path / 'b'}"])
+    assert r.exit_code == 2 and "are both set" in r.stderr, r.output
+
+
+def test_length_given_on_the_command_line_wins():
+    epochs = TrainerSettings(max_steps=3, max_epochs=200)  # the yaml's epochs + the command line's steps
+    assert length_given(epochs, {"trainer.max_steps"}) == TrainerSettings(max_steps=3, max_epochs=None)
+    steps = TrainerSettings(max_steps=5000, max_epochs=0.5)  # the default steps + the command line's epochs
+    assert length_given(steps, {"trainer.max_epochs"}) == TrainerSettings(max_steps=None, max_epochs=0.5)
+    assert length_given(steps, {"trainer.max_epochs", "trainer.max_steps"}) == steps  # both: resolve_epochs refuses
+    assert length_given(steps, set()) == steps

@@ -158,3 +158,25 @@ def test_stream_epochs_cover_every_item_once():
     assert sorted(ids.tolist()) == list(range(30))
     second = torch.cat([next(s)["image"][:, 0, 0, 0] for _ in range(6)])
     assert not torch.equal(seen, second), "epoch 2 must be reshuffled"
+
+
+def test_runlog_summary_on_a_terminal_and_unwrapped_messages(tmp_path, capsys):
+    """The end-of-run summary prints with the progress bar too; a message off a terminal is not wrapped."""
+    import io
+
+    from rich.console import Console
+
+    from ganzoo.runlog import RunLog
+
+    buf = io.StringIO()
+    log = RunLog(tmp_path, total_steps=4, tensorboard=False, console=Console(file=buf, force_terminal=True, width=60))
+    log.scalars(4, {"D/loss": 0.5, "G/loss": 1.25})
+    log.done(4, tmp_path / "checkpoints" / "step_00000004.pt")
+    log.close()
+    assert "done: 4 steps" in buf.getvalue() and "G/loss 1.250" in buf.getvalue()
+    assert "step_00000004.pt" in buf.getvalue()
+    plain = RunLog(tmp_path / "p", total_steps=4, tensorboard=False)  # stderr, captured: not a terminal
+    long = "continue with: ganzoo train resume=" + "/deep" * 30
+    plain.message(long)
+    plain.close()
+    assert long in capsys.readouterr().err.splitlines()

@@ -16,6 +16,7 @@ from ganzoo.nn.translation import (
     build_generator,
     check_discriminator_fits,
     check_generator_fits,
+    fitting_unet,
     infer_generator,
     load_official_generator,
     parse_netG,
@@ -325,3 +326,10 @@ def test_pool_is_in_the_state_dict():
     other = ImagePool(4, (1, 2, 2))
     other.load_state_dict(sd)
     assert other._count == 3 and torch.equal(other.images, pool.images)
+
+
+def test_netG_auto_is_the_papers_unet_256_at_256_px_and_fits_smaller_data():  # noqa: N802
+    assert fitting_unet(256) == "unet_256" and fitting_unet(512) == "unet_256"  # the reference's net, no deeper
+    assert fitting_unet(32) == "unet_32" and fitting_unet(96) == "unet_32" and fitting_unet(128) == "unet_128"
+    with pytest.raises(ValueError, match="model.netG"):
+        fitting_unet(48)

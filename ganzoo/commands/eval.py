@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,8 +19,21 @@ def main(cfg: DictConfig) -> None:
     from rich.console import Console
 
     from ganzoo.metrics.evaluate import evaluate, table
+    from ganzoo.runlog import stderr_console
 
     args = OmegaConf.to_container(cfg, resolve=True)
     check_args(args, EVAL_CHECKS)
-    metrics, path = evaluate(**args, on_metrics=lambda m: Console().print(table(m)))  # printed before written
-    Console(stderr=True).print(f"wrote {path}")
+    # eval's Hydra logging is off: show the judge's lines (its first training takes minutes) on stderr
+    judge_log, shown = logging.getLogger("ganzoo.metrics.judge"), logging.StreamHandler(sys.stderr)
+    shown.setFormatter(logging.Formatter("%(message)s"))
+    judge_log.addHandler(shown)
+    level, disabled = judge_log.level, judge_log.disabled
+    judge_log.setLevel(logging.INFO)
+    judge_log.disabled = False  # Hydra's disabled logging turns off the loggers that exist when it starts
+    try:
+        metrics, path = evaluate(**args, on_metrics=lambda m: Console().print(table(m)))  # printed before written
+    finally:
+        judge_log.removeHandler(shown)
+        judge_log.setLevel(level)
+        judge_log.disabled = disabled
+    stderr_console().print(f"wrote {path}", markup=False)

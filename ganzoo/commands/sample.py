@@ -12,11 +12,10 @@ from .checks import SAMPLE_CHECKS, check_args
 @hydra.main(config_path="pkg://ganzoo.conf", config_name="sample", version_base="1.3")
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    from rich.console import Console
-
     from ganzoo import run
+    from ganzoo.runlog import stderr_console
 
     args = OmegaConf.to_container(cfg, resolve=True)
     check_args(args, SAMPLE_CHECKS)
     path = run.sample(**args)
-    Console(stderr=True).print(f"wrote {path}")
+    stderr_console().print(f"wrote {path}", markup=False)

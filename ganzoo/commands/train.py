@@ -23,9 +23,12 @@ def main(cfg: DictConfig) -> None:
 
 def _train(cfg: DictConfig, run_dir: str, on_start) -> None:
     from ganzoo import run  # torch is imported only once a job really runs
+    from ganzoo.settings import length_given
 
+    hydra_cfg = HydraConfig.get()
+    given = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task}  # keys given: length_given
     run.train(model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
               dataset_cfg=OmegaConf.to_container(cfg.dataset, resolve=True),
-              trainer=OmegaConf.to_object(cfg.trainer), optim=OmegaConf.to_object(cfg.optim), seed=cfg.seed,
-              run_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True),
+              trainer=length_given(OmegaConf.to_object(cfg.trainer), given), optim=OmegaConf.to_object(cfg.optim),
+              seed=cfg.seed, run_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True),
               resume=cfg.resume, resume_force=cfg.resume_force, on_start=on_start)

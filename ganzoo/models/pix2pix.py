@@ -22,6 +22,8 @@ Deviations (and why):
   `trainer.max_epochs` / `optim.decay_start_epochs`).
 - The G net is checked against the data's resolution at build time (the reference fails inside the
   forward pass): unet_<R> needs sides that are multiples of R; `model.netG=unet_32` for 32-px data.
+  The yaml's `netG: auto` picks the deepest U-Net up to unet_256 that fits (unet_256 at the paper's
+  256 px, unet_32 on the built-in digits_pairs), so that `ganzoo train model=pix2pix` runs as is.
 - The inference dropout masks draw from torch's global generator; training grids fork it, so drawing
   them does not change the training run (exact resume).
 """
@@ -43,6 +45,7 @@ from ..nn.translation import (
     build_generator,
     check_discriminator_fits,
     check_generator_fits,
+    fitting_unet,
 )
 from ..registry import MODELS
 from .base import TRANSLATE, Batch, GANModel, Phase
@@ -77,6 +80,8 @@ class Pix2Pix(GANModel):
             raise ValueError(f"direction={direction!r}: use AtoB or BtoA")
         if gan_mode not in GAN_LOSSES:
             raise ValueError(f"gan_mode={gan_mode!r}: use {' or '.join(GAN_LOSSES)}")
+        if netG == "auto":
+            netG = fitting_unet(data.resolution)  # noqa: N806
         check_generator_fits(netG, data.resolution)
         check_discriminator_fits(netD, n_layers_D, data.resolution)
         self.direction, self.lambda_L1, self.eval_mode = direction, lambda_L1, eval_mode

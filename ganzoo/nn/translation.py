@@ -8,6 +8,7 @@ Generators: `resnet_9blocks`, `resnet_6blocks` (any `resnet_<k>blocks`) and `une
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +41,16 @@ def parse_netG(name: str) -> tuple[str, int]:
 def _deepest_unet(resolution: int) -> str | None:
     n = (resolution & -resolution).bit_length() - 1  # the largest power of two dividing the resolution
     return f"unet_{2**n}" if n >= MIN_DOWNS else None
+
+
+def fitting_unet(resolution: int, deepest: int = 256) -> str:
+    """`netG=auto`: the deepest U-Net, up to the reference's unet_256, whose side divides `resolution`
+    (unet_256 on the 256-px sets, unet_32 on 32-px digits)."""
+    fit = _deepest_unet(math.gcd(resolution, deepest))
+    if fit is None:
+        raise ValueError(f"model.netG=auto: no U-Net fits {resolution}-px images (a side divisible by 32 is "
+                         f"needed): set dataset.resolution or model.netG=resnet_9blocks")
+    return fit
 
 
 def check_generator_fits(netG: str, resolution: int) -> None:
