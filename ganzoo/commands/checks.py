@@ -23,8 +23,8 @@ SAMPLE_CHECKS: dict[str, Check] = {"n": at_least(1), "nrow": at_least(1, null=Tr
                                    "per_class": at_least(1, null=True), "batch_size": at_least(1), "device": DEVICE}
 EVAL_CHECKS: dict[str, Check] = {"n_per_class": at_least(1), "batch_size": at_least(1), "judge_epochs": at_least(1),
                                  "device": DEVICE}
-TRANSLATE_CHECKS: dict[str, Check] = {"batch_size": at_least(1), "device": DEVICE,
-                                      "direction": Check(choices=("AtoB", "BtoA"), null=True)}
+# direction= is checked first thing by translate.translate itself (AtoB | BtoA)
+TRANSLATE_CHECKS: dict[str, Check] = {"batch_size": at_least(1), "device": DEVICE}
 
 
 def check_args(args: dict[str, Any], checks: dict[str, Check]) -> None:
