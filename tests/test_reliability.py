@@ -238,9 +238,14 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
     proc = _train_proc(tmp_path, run_dir)
     _wait_for(proc, run_dir / ".hydra" / "config.yaml")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"no exit 60 s after a Ctrl-C during start-up: {proc.communicate()[1][-3000:]}")
     assert proc.returncode == 130, err
-    assert not (run_dir / "checkpoints").exists(), "the signal came after start-up: the test lost its race"
+    if (run_dir / "checkpoints").exists():  # a loaded machine held this test back until training ran
+        pytest.skip("the SIGINT came after start-up (graceful stop, also 130): the test lost its race")
     lines = [x for x in err.splitlines() if x.strip()]
     assert lines[-1].startswith("Interrupted") and "Aborted" not in err and "Traceback" not in err, err
 

@@ -100,6 +100,8 @@ def finish() -> int:
     while _sweeps:
         sweep = _sweeps.pop(0)
         rows = summarize(sweep["dir"], sweep["jobs"])
+        if all(r["status"] == "not run" for r in rows):  # stopped before any job (a config error): no table
+            continue
         table = Table(title=f"sweep {sweep['dir']}", title_justify="left")
         for col in ("job", "overrides", "status", "reason"):
             table.add_column(col, overflow="fold")
