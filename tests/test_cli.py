@@ -106,9 +106,10 @@ def test_multirun_creates_one_folder_per_job(cli_runner, tmp_path):
 
 
 def test_sweep_goes_on_past_a_failing_job_and_ends_with_a_summary(cli_runner, tmp_path):
-    """Job 1 (cyclegan on the digits, which have no A/B images) fails; jobs 0 and 2 still run; the summary
-    names each job's status and job 1's reason; the exit code is the failed job's (2)."""
-    r = invoke(cli_runner, ["train", "-m", "model=dcgan,cyclegan,dcgan", "trainer.max_steps=1", *TINY_OVERRIDES,
+    """Job 1 (cyclegan on the digits, given explicitly: they have no A/B images) fails; jobs 0 and 2 still
+    run; the summary names each job's status and job 1's reason; the exit code is the failed job's (2)."""
+    r = invoke(cli_runner, ["train", "-m", "model=dcgan,cyclegan,dcgan", "dataset=digits", "trainer.max_steps=1",
+                            *TINY_OVERRIDES,
                             "model.ngf=8", "model.ndf=8", f"hydra.sweep.dir={tmp_path}"])
     assert r.exit_code == 2, r.output
     for job in ("0", "2"):
