@@ -128,6 +128,16 @@ def _ganzoo(*args, cwd, env=None):
                           env={**os.environ, **(env or {})})
 
 
+def test_console_script_unwritable_run_folder_is_one_line(tmp_path):
+    """Off the in-process runner, a run folder under a file is one stderr line too (no Hydra callback warning)."""
+    (tmp_path / "a_file").write_text("x")
+    r = _ganzoo("train", "trainer.max_steps=1", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"),
+                f"hydra.run.dir={tmp_path / 'a_file' / 'sub'}", cwd=tmp_path)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("Error: cannot write") and "Not a directory" in lines[0]
+
+
 def test_console_script_train_then_sample_then_resume(tmp_path):
     run_dir = tmp_path / "run"
     r = _ganzoo("train", "trainer.max_steps=3", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"),

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from ganzoo.errors import UserError
 from ganzoo.overrides import unquote
-from ganzoo.storage import FolderBusy, FolderLock, atomic_write
+from ganzoo.storage import FolderBusy, FolderLock, atomic_write, output_error
 
 PENDING = "pending"
 RUN_OUTPUTS = ("checkpoints", "stats.jsonl", "samples", "tb")  # what overwrite=true deletes
@@ -174,6 +174,11 @@ class ClaimRunFolder(Callback):
             c.claim()
         except UserError as e:
             _refuse(e)
+        except OSError as e:  # an unwritable output folder: one line here, not Hydra's callback warning
+            err = output_error(e)
+            if err is None:
+                raise
+            _refuse(err)
         atexit.register(c.end)
         if c.pending is not None:
             with read_write(config.hydra):
