@@ -25,7 +25,7 @@ RUN_DIR  ?= outputs/make_run
 RUN_ARGS ?= model.ngf=32 model.ndf=32 trainer.batch_size=64 trainer.max_steps=3000 trainer.ema=true
 
 run: $(STAMP) ## train DCGAN on the built-in offline digits (~4 min on 2 CPU cores), then sample a grid
-	$(BIN)/ganzoo train $(RUN_ARGS) hydra.run.dir=$(RUN_DIR)
+	$(BIN)/ganzoo train $(RUN_ARGS) hydra.run.dir=$(RUN_DIR) overwrite=true  # the demo folder is redone each time
 	$(BIN)/ganzoo sample run=$(RUN_DIR) n=100 out=$(RUN_DIR)/final_grid.png
 	@echo "final grid: $(RUN_DIR)/final_grid.png"
 
