@@ -69,7 +69,7 @@ def train(name: str, run_dir: Path, minutes: float, data: str, extra: list[str],
           clock: str = "wall") -> dict:
     ganzoo = [sys.executable, "-m", "ganzoo"]
     cmd = [*ganzoo, "train", *(o.format(data=data) for o in RUNS[name][0]), "trainer.max_steps=1000000", "trainer.progress=false", "trainer.log_every=500", "trainer.ckpt_every=2000",
-           "trainer.device=cpu", f"hydra.run.dir={run_dir}", *extra]
+           "trainer.device=cpu", f"hydra.run.dir={run_dir}", "overwrite=true", *extra]  # a rerun starts afresh
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     print(f"+ OMP_NUM_THREADS={threads}", " ".join(cmd), flush=True)
     load0, t0 = os.getloadavg()[0], time.time()

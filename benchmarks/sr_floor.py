@@ -38,7 +38,8 @@ GANZOO = [sys.executable, "-m", "ganzoo"]
 COMMON = ["dataset=hr_folder", f"dataset.path={ROOT / 'photos'}", "dataset.patch=128", "dataset.stride=64",
           "dataset.resolution=64", "model.scale=4", "model.n_blocks=6", "model.width=48", "model.residual=true",
           "trainer.batch_size=16", "trainer.log_every=50", "trainer.sample_every=500", "trainer.ckpt_every=250",
-          "trainer.progress=false", "trainer.tensorboard=false", "trainer.device=cpu", "optim.betas=[0.9,0.999]"]
+          "trainer.progress=false", "trainer.tensorboard=false", "trainer.device=cpu", "optim.betas=[0.9,0.999]",
+          "overwrite=true"]  # a rerun starts each stage afresh
 STAGES = {
     "srresnet": ["model=srresnet", "trainer.max_steps=1500", "optim.lr=5e-4", "optim.schedule=cosine",
                  "optim.decay_start=750", "trainer.ema=true", "trainer.ema_decay=0.995",
