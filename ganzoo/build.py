@@ -138,12 +138,12 @@ def build_model(name: str, args: dict, info: DataInfo, *, check_fields: bool = T
     except UnknownName as e:
         raise UserError(str(e)) from None
     if check_fields:
-        semi = [n for n, c in MODELS.items() if set(LABELED_FIELDS) <= set(c.needs)]
         if set(LABELED_FIELDS) <= set(cls.needs) and not set(LABELED_FIELDS) <= set(info.fields) \
                 and "label" in info.fields:
             raise UserError(f"model {name!r} is semi-supervised: set dataset.labels_per_class (e.g. "
                             f"+dataset.labels_per_class=10 for 100 labels on MNIST)")
         if "image_l" in info.fields and "image_l" not in cls.needs:
+            semi = [n for n, c in MODELS.items() if set(LABELED_FIELDS) <= set(c.needs)]
             raise UserError(f"dataset.labels_per_class is for semi-supervised models (model="
                             f"{'|'.join(semi)}); model {name!r} uses every label: drop dataset.labels_per_class")
         missing = set(cls.needs) - set(info.fields)

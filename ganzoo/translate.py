@@ -50,13 +50,12 @@ from .data.builders.translation_folders import _oriented_size
 from .data.fetch import download, manifest
 from .data.files.imagecheck import is_image_file, load_image
 from .errors import UserError
-from .models.base import TRANSLATE
+from .models.base import DIRECTIONS, TRANSLATE
 from .nn.norm import run_as_trained
 from .nn.translation import load_official_generator
 from .runtime import pick_device
 from .storage import atomic_write
 
-DIRECTIONS = ("AtoB", "BtoA")
 OFFICIAL_MODELS = ("cyclegan", "pix2pix")
 ROUNDINGS = ("truncate", "round")
 _JPEG = {".jpg", ".jpeg"}

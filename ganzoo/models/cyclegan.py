@@ -49,9 +49,8 @@ from ..nn.translation import (
     check_generator_fits,
 )
 from ..registry import MODELS
-from .base import TRANSLATE, Batch, GANModel, Phase
+from .base import DIRECTIONS, TRANSLATE, Batch, GANModel, Phase
 
-DIRECTIONS = ("AtoB", "BtoA")
 GAN_LOSSES = {"lsgan": lsgan, "vanilla": bce}  # on raw D outputs: least squares / BCE on logits
 
 

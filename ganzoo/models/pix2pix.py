@@ -48,9 +48,8 @@ from ..nn.translation import (
     fitting_unet,
 )
 from ..registry import MODELS
-from .base import TRANSLATE, Batch, GANModel, Phase
+from .base import DIRECTIONS, TRANSLATE, Batch, GANModel, Phase
 
-DIRECTIONS = ("AtoB", "BtoA")
 GAN_LOSSES = {"vanilla": bce, "lsgan": lsgan}  # on raw D outputs: BCE on logits / least squares
 
 
