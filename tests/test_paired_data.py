@@ -303,6 +303,16 @@ def test_digits_pairs():
         build_digits_pairs(source="svhn")
 
 
+def test_digits_unpaired_negative_domain():
+    edges = build_digits_unpaired(num_train=40, num_test=20)
+    neg = build_digits_unpaired(num_train=40, num_test=20, domain="negative")
+    assert edges.info.domain_map == "edges" and neg.info.domain_map == "negative"
+    assert torch.equal(neg.a, edges.a) and torch.equal(neg.b, 255 - build_digits_pairs(num_train=40).b[20:])
+    assert neg.info.fingerprint != edges.info.fingerprint
+    with pytest.raises(DataError, match="dataset.domain='blur' is not one of edges, negative"):
+        build_digits_unpaired(num_train=40, domain="blur")
+
+
 def test_digits_unpaired_halves_are_disjoint():
     ds = build_digits_unpaired(num_train=41, num_test=20)
     pairs = build_digits_pairs(num_train=41, num_test=20)  # the same 41 digits

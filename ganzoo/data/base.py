@@ -44,6 +44,8 @@ class DataInfo:
     fingerprint: str = ""  # sha256 of what defines the data (generator params, file list + sizes, ...)
     channels_b: int = 0  # image-to-image sets: channels of "B" ("A" has `channels`); 0 = not a two-domain set
     aligned: bool = False  # two-domain sets: True when A[i] and B[i] are a pair (pix2pix), False if unpaired
+    domain_map: str = ""  # two-domain sets whose B is a pixelwise function of A ("edges", "negative"; see
+    # ganzoo.data.domains.DOMAIN_MAPS): what the image of an A looks like in B, "" when B is not such a map
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -11,8 +11,9 @@ intensities, replicate-padded) thresholded at `EDGE_THRESHOLD`: white outlines o
 - `digits_pairs` (aligned): A = the edge map of a digit, B = the digit ("edges2digits", as
   edges2shoes). Items {"A", "B", "label"}.
 - `digits_unpaired` (unaligned): A = the digits of the first half of the split, B = the edge maps of
-  the second half, so no B is the edge map of an A (the halves are disjoint). Items {"A", "B",
-  "label" (A's digit), "label_b" (B's digit)}.
+  the second half (or, with domain=negative, their negatives: `ganzoo.data.domains`), so no B is the
+  map of an A (the halves are disjoint). Items {"A", "B", "label" (A's digit), "label_b" (B's
+  digit)}; `info.domain_map` names the map.
 
 The labels let `ganzoo eval` judge translated images (does G(A) still show A's digit?). No flips: a
 mirrored digit is another glyph (or none), which would corrupt the labels the judge checks.
@@ -25,23 +26,11 @@ import torch.nn.functional as F
 
 from ganzoo.data.base import DataError, DataInfo, fingerprint
 from ganzoo.data.builders.two_domain import TensorPairDataset
+from ganzoo.data.domains import DOMAIN_MAPS, EDGE_THRESHOLD, edge_map
 from ganzoo.registry import DATASETS
 
-EDGE_THRESHOLD = 1.0  # Sobel magnitude on [0, 1] intensities (its maximum is 4 * sqrt(2))
 SOURCES = ("digits", "mnist")
 VERSION = 1  # bump when the edge maps or the padding change (it is part of the fingerprint)
-
-
-def edge_map(images: torch.Tensor, threshold: float = EDGE_THRESHOLD) -> torch.Tensor:
-    """uint8 [N, 1, H, W] digits -> uint8 [N, 1, H, W] binary edge maps (255 on the outlines)."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    kernel = torch.stack([kx, kx.t()])[:, None]  # [2, 1, 3, 3]: d/dx, d/dy
-    out = torch.empty_like(images)
-    for i in range(0, images.shape[0], 8192):  # chunks keep the float copy small
-        x = F.pad(images[i:i + 8192].float() / 255, (1, 1, 1, 1), mode="replicate")
-        g = F.conv2d(x, kernel)  # [n, 2, H, W]
-        out[i:i + 8192] = (g.square().sum(1, keepdim=True).sqrt() > threshold).to(torch.uint8) * 255
-    return out
 
 
 def _digits(source: str, split: str, seed: int, root: str | None, download: bool, num: int,
@@ -89,16 +78,21 @@ def build_digits_pairs(*, split: str = "train", seed: int = 0, source: str = "di
 @DATASETS.register("digits_unpaired")
 def build_digits_unpaired(*, split: str = "train", seed: int = 0, source: str = "digits", root: str | None = None,
                           download: bool = True, resolution: int = 32, num_train: int = 60000,
-                          num_test: int = 10000) -> TensorPairDataset:
-    """Unpaired digits <-> edge maps from disjoint halves (A = digits of the first half, B = edge maps
-    of the second). `num_train`/`num_test` count both halves together."""
+                          num_test: int = 10000, domain: str = "edges") -> TensorPairDataset:
+    """Unpaired digits <-> a derived domain from disjoint halves (A = digits of the first half, B = the
+    `domain` map of the second: "edges" (default) or "negative"). `num_train`/`num_test` count both
+    halves together."""
     num = int(num_train if split == "train" else num_test)
     _check(source, split, int(resolution), num, f"num_{split}")
+    if domain not in DOMAIN_MAPS:
+        raise DataError(f"dataset.domain={domain!r} is not one of {', '.join(DOMAIN_MAPS)}")
     digits, labels, src_fp = _digits(source, split, seed, root, download, num, int(resolution))
     half = digits.shape[0] // 2
-    fp = fingerprint({"builder": "digits_unpaired", "version": VERSION, "source": src_fp, "split": split,
-                      "resolution": int(resolution), "size": len(labels), "edge": EDGE_THRESHOLD})
+    facts = {"builder": "digits_unpaired", "version": VERSION, "source": src_fp, "split": split,
+             "resolution": int(resolution), "size": len(labels), "edge": EDGE_THRESHOLD}
+    if domain != "edges":  # keeps the fingerprint of existing edge runs
+        facts["domain"] = domain
     info = DataInfo(name="digits_unpaired", channels=1, channels_b=1, aligned=False, resolution=int(resolution),
                     num_classes=10, size=max(half, len(labels) - half), fields=("A", "B", "label", "label_b"),
-                    fingerprint=fp)
-    return TensorPairDataset(info, digits[:half], edge_map(digits[half:]), labels[:half], labels[half:])
+                    fingerprint=fingerprint(facts), domain_map=domain)
+    return TensorPairDataset(info, digits[:half], DOMAIN_MAPS[domain](digits[half:]), labels[:half], labels[half:])
