@@ -1,0 +1,42 @@
+"""benchmarks/floors.py: seed lists, the distribution summary and the budget options (no training)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location("floors", Path(__file__).parents[1] / "benchmarks" / "floors.py")
+floors = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(floors)
+
+
+def test_parse_seeds():
+    assert floors.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert floors.parse_seeds("0,3,7") == [0, 3, 7]
+    assert floors.parse_seeds("1-3,9") == [1, 2, 3, 9]
+    for bad in ("a", "1-", "0,0", ""):
+        with pytest.raises(SystemExit):
+            floors.parse_seeds(bad)
+
+
+def test_summary_reports_pass_rate_and_worst():
+    runs = [{"seed": s, "AtoB_accuracy_ratio": 0.9 + s / 100, "BtoA_accuracy_ratio": 0.85, "cycle_l1": 0.02 + s / 100,
+             "met": s < 2} for s in range(4)]
+    out = floors.summarise("cyclegan", runs)
+    assert out["pass_rate"] == "2/4" and out["passed"] == 2
+    assert out["AtoB_accuracy_ratio"]["worst"] == out["AtoB_accuracy_ratio"]["min"] == pytest.approx(0.9)
+    assert out["cycle_l1"]["worst"] == out["cycle_l1"]["max"] == pytest.approx(0.05)  # lower is better
+    assert out["cycle_l1"]["median"] == pytest.approx(0.035)
+
+
+def test_every_model_has_a_step_budget():
+    assert set(floors.STEPS) == set(floors.RUNS)
+
+
+@pytest.mark.parametrize("args", [["--steps", "10", "--minutes", "1"], ["--", "seed=3"], ["--jobs", "0"]])
+def test_bad_options_exit_before_training(monkeypatch, args):
+    monkeypatch.setattr(sys, "argv", ["floors.py", "cgan", *args])
+    monkeypatch.setattr(floors, "one_seed", lambda a, seed: pytest.fail("trained despite bad options"))
+    with pytest.raises(SystemExit):
+        floors.main()
