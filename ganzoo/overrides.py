@@ -71,12 +71,15 @@ def unquote(value: str) -> str:
     return value
 
 
+AUTO = "auto"  # resume=auto: continue the run in the job's own folder when it holds a checkpoint, else start
+
+
 def with_resume(args: list[str]) -> list[str]:
     """`resume=<run>`: the run's own overrides first (the new ones win), and its folder as the output.
     The run's `resume` and `overwrite` are not reused: they were about how that run started."""
     resume = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
-    if not resume or resume in ("null", "None") or "-m" in args or "--multirun" in args:
-        return args
+    if not resume or resume in ("null", "None", AUTO) or "-m" in args or "--multirun" in args:
+        return args  # resume=auto: the job finds its own folder's checkpoint (ganzoo.commands.run_folder)
     saved = Path(unquote(resume)) / ".hydra" / "overrides.yaml"
     old: list[str] = []
     if saved.is_file():

@@ -71,13 +71,13 @@ class Interrupted(Exception):
 
 
 class StopRequest:
-    """SIGINT, SIGTERM, SIGHUP (a closed terminal, a dropped SSH session) and SIGUSR1 (sent by
-    Slurm/submitit before the time limit) only set a flag; the loop saves at the next step boundary.
+    """SIGINT, SIGTERM, SIGHUP (a closed terminal, a dropped SSH session), SIGUSR1 (Slurm's
+    `--signal` before the time limit) and SIGUSR2 (submitit's preemption/timeout signal) only set a flag; the loop saves at the next step boundary.
     A second SIGINT raises KeyboardInterrupt at once (checkpoint writes are atomic, so nothing is
     corrupted)."""
 
-    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1")
-                    if hasattr(signal, name))  # Windows has neither SIGHUP nor SIGUSR1
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+                    if hasattr(signal, name))  # Windows has neither SIGHUP nor SIGUSR1/2
 
     def __init__(self):
         self.signum: int | None = None

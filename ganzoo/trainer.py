@@ -455,7 +455,7 @@ class Trainer:
             while self.step < s.max_steps:
                 self.train_step(next(self.stream))
                 log.advance(self.step)
-                if stop.signum is not None:  # SIGINT/SIGTERM/SIGHUP/SIGUSR1: save at this step boundary, exit
+                if stop.signum is not None:  # SIGINT/TERM/HUP/USR1/USR2: save at this step boundary, exit
                     path = self.save()
                     log.message(f"[yellow]{signal.Signals(stop.signum).name}: saved {path} at step {self.step}; "
                                 f"continue with: ganzoo train resume={self.run_dir}[/]")

@@ -191,8 +191,8 @@ def test_stop_request_sets_a_flag_then_second_ctrl_c_raises():
         stop.uninstall()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGINT, 130),
-                                       (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGUSR1, 138), (signal.SIGUSR2, 140),
+                                       (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code):
     exe = Path(sys.executable).with_name("ganzoo")
     run_dir = tmp_path / "run"

@@ -133,3 +133,26 @@ def test_resume_of_a_checkpoint_file_or_a_missing_folder_is_one_line(cli_runner,
     missing = tmp_path / "nope"
     _one_line(invoke(cli_runner, ["train", f"resume={missing}"]), "no such run folder")
     assert not missing.exists()
+
+
+# -- resume=auto: a requeued cluster job continues its own run ----------------------------------------
+def test_resume_auto_starts_then_continues_its_own_folder(cli_runner, tmp_path):
+    run_dir = tmp_path / "job"
+    r = _train(cli_runner, "trainer.max_steps=2", "resume=auto", f"hydra.run.dir={run_dir}")
+    assert r.exit_code == 0, r.output  # nothing to continue: a fresh run
+    r = _train(cli_runner, "trainer.max_steps=4", "resume=auto", f"hydra.run.dir={run_dir}")
+    assert r.exit_code == 0, r.output  # the same command again (a requeue): continues from step 2
+    assert [json.loads(x)["step"] for x in (run_dir / "stats.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    (run_dir / "checkpoints" / "latest.json").unlink()  # a job that died before its first checkpoint
+    for p in (run_dir / "checkpoints").iterdir():
+        p.unlink()
+    r = _train(cli_runner, "trainer.max_steps=1", "resume=auto", f"hydra.run.dir={run_dir}")
+    assert r.exit_code == 0, r.output  # starts afresh over what it left
+    assert [json.loads(x)["step"] for x in (run_dir / "stats.jsonl").read_text().splitlines()] == [1]
+
+
+def test_resume_auto_needs_a_fixed_folder_and_no_overwrite(cli_runner, tmp_path):
+    _one_line(_train(cli_runner, "trainer.max_steps=1", "resume=auto"), "give that folder, hydra.run.dir=")
+    _one_line(_train(cli_runner, "trainer.max_steps=1", "resume=auto", "overwrite=true",
+                     f"hydra.run.dir={tmp_path / 'x'}"), "give resume=auto or overwrite=true, not both")
+    assert not (tmp_path / "x").exists()

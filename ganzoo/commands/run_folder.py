@@ -5,6 +5,8 @@
 `.hydra/`, so a start it refuses leaves the disk as it was. It:
 
 - checks `resume=`: a missing folder or a file is refused in one line (no folder is created);
+  `resume=auto` continues the run in the job's own folder when it holds a checkpoint and starts it
+  otherwise (a requeued cluster job picks up where it stopped; `resolve_auto`);
 - takes `<run>/run.lock` (`storage.FolderLock`): a second writer is refused naming the holder; a
   lock whose process died is taken over with a notice;
 - refuses a fresh run in a folder that already holds a run (`checkpoints/` or `stats.jsonl`) unless
@@ -31,7 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from ganzoo.errors import UserError
-from ganzoo.overrides import unquote
+from ganzoo.overrides import AUTO, unquote
 from ganzoo.storage import FolderBusy, FolderLock, atomic_write, output_error
 
 PENDING = "pending"
@@ -53,6 +55,19 @@ def check_resume(resume: str) -> Path:
     if not path.is_dir():
         raise UserError(f"resume={resume}: no such run folder (give a folder made by ganzoo train)")
     return path
+
+
+def resolve_auto(folder: Path, resume: str | None, overwrite: bool) -> tuple[Path | None, bool]:
+    """(the run folder to resume or None, overwrite) for `resume=` given to a run in `folder`.
+    `resume=auto`: the folder itself when it holds a checkpoint; else a fresh start there (what a
+    run that died before its first checkpoint left behind is replaced: there is nothing to continue)."""
+    if resume != AUTO:
+        return (check_resume(resume) if resume else None), overwrite
+    if overwrite:
+        raise UserError("give resume=auto or overwrite=true, not both")
+    if (folder / "checkpoints" / "latest.json").is_file():
+        return folder, False
+    return None, holds_run(folder)
 
 
 class RunFolderClaim:
@@ -147,11 +162,16 @@ def claim(folder: str | Path, *, resume: str | None, overwrite: bool,
     held = _claims.get(folder.resolve())
     if held is not None:
         return held
-    c = RunFolderClaim(folder, resume=check_resume(resume) if resume else None, overwrite=overwrite,
-                       hydra_subdir=None)
+    resume_dir, overwrite = resolve_auto(folder, resume, overwrite)
+    c = RunFolderClaim(folder, resume=resume_dir, overwrite=overwrite, hydra_subdir=None)
     c.claim()
     atexit.register(c.end)
     return c
+
+
+def _run_dir_given() -> bool:
+    """Whether hydra.run.dir was given (else the folder is a fresh time-stamped one)."""
+    return any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in HydraConfig.get().overrides.hydra)
 
 
 def _refuse(e: UserError) -> None:
@@ -169,7 +189,11 @@ class ClaimRunFolder(Callback):
         resume, overwrite = config.get("resume"), bool(config.get("overwrite", False))
         subdir = OmegaConf.select(config, "hydra.output_subdir")
         try:
-            c = RunFolderClaim(folder, resume=check_resume(resume) if resume else None, overwrite=overwrite,
+            if resume == AUTO and not _run_dir_given():
+                raise UserError("resume=auto continues the run in its own folder: give that folder, "
+                                "hydra.run.dir=<folder> (a -m sweep's job folders are fixed already)")
+            resume_dir, overwrite = resolve_auto(folder, resume, overwrite)
+            c = RunFolderClaim(folder, resume=resume_dir, overwrite=overwrite,
                                hydra_subdir=None if subdir is None else str(subdir))
             c.claim()
         except UserError as e:

@@ -16,12 +16,12 @@ def main(cfg: DictConfig) -> None:
     run_dir = HydraConfig.get().runtime.output_dir
     folder = claim(run_dir, resume=cfg.resume, overwrite=cfg.overwrite)  # taken by the callback before Hydra wrote
     try:
-        _train(cfg, run_dir, folder.start)
+        _train(cfg, run_dir, folder)
     finally:
         folder.end()
 
 
-def _train(cfg: DictConfig, run_dir: str, on_start) -> None:
+def _train(cfg: DictConfig, run_dir: str, folder) -> None:
     from ganzoo import run  # torch is imported only once a job really runs
     from ganzoo.settings import length_given
 
@@ -31,4 +31,5 @@ def _train(cfg: DictConfig, run_dir: str, on_start) -> None:
               dataset_cfg=OmegaConf.to_container(cfg.dataset, resolve=True),
               trainer=length_given(OmegaConf.to_object(cfg.trainer), given), optim=OmegaConf.to_object(cfg.optim),
               seed=cfg.seed, run_dir=run_dir, config=OmegaConf.to_container(cfg, resolve=True),
-              resume=cfg.resume, resume_force=cfg.resume_force, on_start=on_start)
+              resume=None if folder.resume is None else str(folder.resume),  # resume=auto resolved by the claim
+              resume_force=cfg.resume_force, on_start=folder.start)
