@@ -23,11 +23,13 @@ from .build import (
 from .checkpoint import load_run
 from .data.base import DataInfo
 from .data.loader import BatchStream
+from .distributed import SINGLE, World
+from .distributed import init as init_world
 from .errors import UserError
 from .images import save_grid, save_images
 from .metrics.suite import EvalOptions, Evaluation, scalars
 from .models.base import CONDITIONAL, TRANSLATE, TRAVERSE, class_rows
-from .runtime import pick_device, seed_everything
+from .runtime import check_devices, pick_device, rank_seed, seed_everything
 from .settings import OptimSettings, TrainerSettings, resolve_epochs
 from .trainer import Trainer
 
@@ -35,11 +37,16 @@ log = logging.getLogger("ganzoo")
 
 
 def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cfg: dict, info: DataInfo,
-                       *, batch_size: int | None = None, seed: int | None = None) -> list[str]:
+                       *, batch_size: int | None = None, seed: int | None = None, world_size: int = 1) -> list[str]:
     """What differs between a checkpoint and the run about to continue it (empty: compatible).
     `batch_size` and `seed` (when given) are compared with the run's config: either one changes the
-    order of the data from the resumed position on, so the resume would no longer be exact."""
+    order of the data from the resumed position on, so the resume would no longer be exact; so does the
+    number of data-parallel processes (each rank's share of the batch and its random stream)."""
     diffs = []
+    old_world = int(ckpt.get("world_size", 1))
+    if old_world != world_size:
+        diffs.append(f"trainer.devices {old_world} -> {world_size} (each process's share of the batch and its "
+                     f"random stream would change)")
     cfg = ckpt.get("config") or {}
     old_batch = (cfg.get("trainer") or {}).get("batch_size")
     if batch_size is not None and old_batch is not None and old_batch != batch_size:
@@ -71,21 +78,28 @@ def resume_differences(ckpt: dict, model_name: str, model_args: dict, dataset_cf
 
 def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim: OptimSettings, seed: int,
           run_dir: str | os.PathLike, config: dict, resume: str | None = None, resume_force: bool = False,
-          on_start: Callable[[], object] | None = None) -> Trainer:
+          on_start: Callable[[], object] | None = None, world: World = SINGLE) -> Trainer:
     """Build, check and train. `on_start` is called once everything is checked, right before the
-    first write to `run_dir` (the command layer then keeps the run's new config and its folder)."""
+    first write to `run_dir` (the command layer then keeps the run's new config and its folder).
+    `world`: this process's place in a data-parallel run (`ganzoo.distributed`; rank 0 writes)."""
     run_dir = Path(run_dir)
     ckpt = load_run(resume) if resume else None  # fail fast, before building anything
     device = pick_device(trainer.device, key="trainer.device")
+    check_devices(1 if world.active else trainer.devices, device, trainer.batch_size, trainer.sync_bn and world.active,
+                  world.size)
+    device = init_world(world, device)
     seed_everything(seed)
     data = build_dataset(dataset_cfg, split="train")  # the data does not change with the training seed
     model_name, model_args = split_name(model_cfg, "model")
     model = build_model(model_name, model_args, data.info).to(device)
+    if trainer.sync_bn and world.active:  # batch statistics over the global batch; same state-dict keys
+        for name, child in list(model.named_children()):
+            setattr(model, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(child))
     if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if ckpt is not None:
         diffs = resume_differences(ckpt, model_name, model_args, dataset_cfg, data.info,
-                                   batch_size=trainer.batch_size, seed=seed)
+                                   batch_size=trainer.batch_size, seed=seed, world_size=world.size)
         if diffs and not resume_force:
             raise UserError(f"cannot resume {resume}: {'; '.join(diffs)} (pass resume_force=true to resume anyway)")
         for key, now in (("torch_version", str(torch.__version__)), ("ganzoo_version", __version__)):
@@ -99,7 +113,8 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     stream = BatchStream(data, batch_size=trainer.batch_size, seed=seed, device=device, preload=trainer.preload,
                          preload_max_mb=trainer.preload_max_mb, num_workers=trainer.num_workers,
                          worker_timeout=trainer.worker_timeout, channels_last=trainer.channels_last,
-                         labeled_batch_size=model.batch_size_of("image_l", trainer.batch_size))
+                         labeled_batch_size=model.batch_size_of("image_l", trainer.batch_size),
+                         rank=world.rank, world=world.size)
     trainer, optim = resolve_epochs(trainer, optim, stream.steps_per_epoch)  # epoch counts -> steps
     if not trainer.ckpt_every:
         log.warning("trainer.ckpt_every=0: one checkpoint at the end (and at a stop signal) only; a crash before "
@@ -107,7 +122,7 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     meta = {"model": {"name": model_name, "args": model_args}, "dataset": dict(dataset_cfg),
             "data": data.info.to_dict(), "config": config}
     evaluator = None
-    if trainer.eval_every:
+    if trainer.eval_every and world.main:
         with torch.random.fork_rng(devices=[]):  # a judge trained now must not shift the run's random stream
             evaluation = Evaluation(model, Splits(dataset_cfg, train=data),
                                     EvalOptions(device=device, n_per_class=trainer.eval_n_per_class,
@@ -115,19 +130,23 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
 
         def evaluator(open_model, has_ema: bool) -> dict[str, float]:
             return scalars(evaluation.run(open_model, has_ema))
+    if world.rank:  # rank 0 keeps the run's own random stream; the others draw their own noise
+        seed_everything(rank_seed(seed, world.rank))
     try:
         t = Trainer(model, stream, settings=trainer, optim=optim, run_dir=run_dir, seed=seed, device=device,
-                    meta=meta, evaluator=evaluator)
+                    meta=meta, evaluator=evaluator, world=world)
     except ValueError as e:
         raise UserError(str(e)) from None
     if ckpt is not None:
         t.load_state_dict(ckpt)
         log.info("resumed %s at step %d", resume, t.step)
-    if on_start is not None:
+    if on_start is not None and world.main:
         on_start()
-    log.info("training %s on %s (%d images, %s) on %s for %d steps -> %s", model_name, data.info.name,
-             len(data), "preloaded" if stream.preloaded else f"{trainer.num_workers} workers", device,
-             trainer.max_steps, run_dir)
+    if world.main:
+        where = f"{world.size} x {device.type}" if world.active else str(device)
+        log.info("training %s on %s (%d images, %s) on %s for %d steps -> %s", model_name, data.info.name,
+                 len(data), "preloaded" if stream.preloaded else f"{trainer.num_workers} workers", where,
+                 trainer.max_steps, run_dir)
     t.fit()
     return t
 

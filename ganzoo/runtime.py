@@ -33,6 +33,31 @@ def pick_device(name: str = "auto", key: str = "device") -> torch.device:
     return torch.device("cpu")
 
 
+def check_devices(devices: int, device: torch.device, batch_size: int, sync_bn: bool, world_size: int = 1) -> None:
+    """`trainer.devices` against the machine and the batch (one line naming the fix). `world_size`: the
+    processes an external launcher (torchrun) started, when it did."""
+    if world_size > 1 and devices > 1:
+        raise UserError(f"this process is one of {world_size} started by a launcher (WORLD_SIZE={world_size}): "
+                        f"leave trainer.devices=1, the launcher made the processes")
+    n = max(devices, world_size)
+    if n > 1 and batch_size % n:
+        raise UserError(f"trainer.batch_size={batch_size} is the global batch and does not divide over {n} processes: "
+                        f"give a multiple of {n}")
+    if n > 1 and device.type == "cuda" and (device.index or 0) + n > torch.cuda.device_count():
+        raise UserError(f"trainer.devices={n} but this machine has {torch.cuda.device_count()} CUDA device(s): "
+                        f"lower trainer.devices")
+    if n > 1 and device.type not in ("cuda", "cpu"):
+        raise UserError(f"trainer.devices={n} runs on CUDA or the CPU, not {device.type}: set trainer.device=cpu")
+    if sync_bn and device.type != "cuda":
+        raise UserError("trainer.sync_bn=true needs CUDA devices (torch's SyncBatchNorm): set trainer.sync_bn=false "
+                        "(batch norm then uses each process's share of the batch)")
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The random stream of data-parallel rank `rank` > 0 (rank 0 keeps the run's own `seed`)."""
+    return (seed * 1_000_003 + 7919 * rank) % 2**63
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -79,12 +104,14 @@ class StopRequest:
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
                     if hasattr(signal, name))  # Windows has neither SIGHUP nor SIGUSR1/2
 
-    def __init__(self):
+    def __init__(self, second_interrupt: bool = True):
         self.signum: int | None = None
         self._old: dict = {}
+        # False in data-parallel workers: a terminal's Ctrl-C reaches them and the launcher forwards it again
+        self.second_interrupt = second_interrupt
 
     def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
+        if self.signum is not None and signum == signal.SIGINT and self.second_interrupt:
             raise KeyboardInterrupt
         self.signum = signum
 

@@ -43,6 +43,8 @@ class TrainerSettings:
     on_save_error: str = "stop"  # a checkpoint write fails (disk full): stop | continue (training)
     max_save_failures: int = 3  # continue: stop after this many failed saves in a row
     progress: bool = True  # rich progress bar (on a terminal; plain lines otherwise)
+    devices: int = 1  # data-parallel processes on this node (one per GPU; gloo processes on the CPU)
+    sync_bn: bool = False  # data-parallel on CUDA: batch norm statistics over the global batch (else per process)
 
     def __post_init__(self):  # OmegaConf.to_object and every direct construction pass here
         check_all("trainer", {f.name: getattr(self, f.name) for f in fields(self)}, TRAINER_CHECKS)
@@ -150,6 +152,7 @@ TRAINER_CHECKS: dict[str, Check] = {
     "max_rollbacks": at_least(0),
     "on_save_error": Check(choices=("stop", "continue")),
     "max_save_failures": at_least(1),
+    "devices": at_least(1),
 }
 OPTIM_CHECKS: dict[str, Check] = {
     "name": Check(choices=("adam", "adamw", "sgd")),

@@ -8,6 +8,11 @@ on the device and synced once per `log_every` steps — there is no host-device 
 The full state (nets, EMA, optimizers, schedulers, scaler, step, data position, log accumulators, RNG
 streams) goes into each checkpoint, so that resuming is exact: on CPU, N steps + resume + M steps
 gives bitwise the weights and logged losses of N + M steps in one go.
+
+Data-parallel (`world.size` > 1, `ganzoo.distributed`): every rank runs this loop on its stride of the
+global batch; each phase's gradients are averaged over the ranks before its optimizer step, the logged
+scalars are reduced at `log_every` only, a stop signal seen by any rank stops all at the same step, and
+rank 0 alone writes checkpoints (with every rank's RNG state), stats, samples and evaluations.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import torch
 from torch import nn
 
 from . import __version__
+from . import distributed as dist
 from .checkpoint import FORMAT_VERSION, find_latest, load_checkpoint, save_checkpoint
 from .data.base import DataError
 from .data.loader import BatchStream, worker_failure
+from .distributed import SINGLE, World
 from .errors import UserError
 from .images import grid, save_grid
 from .models.base import GANModel, Phase
@@ -101,11 +108,22 @@ def _tensors(tree, prefix: str):
             yield f"{prefix}.{k}", v
 
 
+class _NoLog:
+    """What ranks > 0 report: nothing (rank 0 writes the run's stats, samples and messages)."""
+
+    def advance(self, step: int) -> None: ...
+    def scalars(self, step: int, values: dict) -> None: ...
+    def image(self, step: int, tag: str, grid_uint8) -> None: ...
+    def message(self, text: str) -> None: ...
+    def done(self, step: int, checkpoint) -> None: ...
+    def close(self, quiet: bool = False) -> None: ...
+
+
 class Trainer:
     def __init__(self, model: GANModel, stream: BatchStream, *, settings: TrainerSettings, optim: OptimSettings,
                  run_dir: str | Path, seed: int, device: torch.device, meta: dict,
-                 evaluator: Callable[[Callable, bool], dict[str, float]] | None = None):
-        self.model, self.stream, self.s, self.device = model, stream, settings, device
+                 evaluator: Callable[[Callable, bool], dict[str, float]] | None = None, world: World = SINGLE):
+        self.model, self.stream, self.s, self.device, self.world = model, stream, settings, device, world
         # every `eval_every` steps: evaluator(open_model, has_ema) -> {"eval/<name>": value}, where
         # open_model(ema: bool) is a context giving the model to score (`inference_model`)
         self.evaluator = evaluator
@@ -131,6 +149,7 @@ class Trainer:
                 if owner.setdefault(id(q), name) != name:
                     raise ValueError(f"a parameter is trained by phases {owner[id(q)]} and {name}: it would be updated "
                                      f"twice per step; share it only between nets of one phase")
+        self._phase_params = phase_params
         self._params = _unique(q for n in self.nets.values() for q in n.parameters())
         index = {id(q): i for i, q in enumerate(self._params)}
         self._net_params = {n: frozenset(index[id(q)] for q in m.parameters()) for n, m in self.nets.items()}
@@ -149,6 +168,10 @@ class Trainer:
                      copy.deepcopy({n: getattr(model, n) for n in model.ema_nets}).items()} if settings.ema else {})
         self._ema_pairs = self._pairs(lambda m: m.parameters())
         self._ema_buffers = self._pairs(lambda m: m.buffers())
+        if world.active:  # every rank starts from rank 0's weights (the same seed built them; this makes sure)
+            tensors = {id(t): t for t in (*model.parameters(), *model.buffers(), *self._ema_pairs[0],
+                                          *self._ema_buffers[0])}
+            dist.broadcast_tensors(list(tensors.values()))
         self.step = 0
         self._acc: dict[str, torch.Tensor] = {}
         self._cnt: dict[str, int] = {}
@@ -175,7 +198,8 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "data_state": self.stream.state(),
                 "log_acc": {"sum": dict(self._acc), "count": dict(self._cnt), "nonfinite": dict(self._bad)},
-                "rng": rng_state()}
+                "rng": rng_state(), "world_size": self.world.size,
+                **({"rng_ranks": dist.gather(rng_state())} if self.world.active else {})}
 
     def load_state_dict(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["nets"])
@@ -197,7 +221,9 @@ class Trainer:
         self._acc = {k: v.to(self.device) for k, v in ckpt["log_acc"]["sum"].items()}
         self._cnt = dict(ckpt["log_acc"]["count"])
         self._bad = {k: v.to(self.device) for k, v in ckpt["log_acc"].get("nonfinite", {}).items()}
-        set_rng_state(ckpt["rng"])  # last: nothing after this may draw random numbers before the loop
+        ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        # last: nothing after this may draw random numbers before the loop
+        set_rng_state(ranks[self.world.rank] if self.world.rank < len(ranks) else ckpt["rng"])
 
     def save(self, final: bool = False) -> Path | None:
         """Write a checkpoint. Refuses non-finite weights (Diverged). A failed write (disk full)
@@ -213,9 +239,15 @@ class Trainer:
             raise Diverged(f"refusing to save non-finite weights at step {self.step} ({bad[0]}, ...): {where}; "
                            f"lower optim.lr or set trainer.on_nan=rollback")
         state["log_acc"]["sum"] = {k: torch.nan_to_num(v) for k, v in state["log_acc"]["sum"].items()}
+        if self.world.active:
+            self._check_in_step()
         try:
-            path = save_checkpoint(self.run_dir, self.step, state, keep=self.s.keep_ckpts)
+            path = None
+            if self.world.main:  # the other ranks hold the same weights: rank 0 writes
+                path = save_checkpoint(self.run_dir, self.step, state, keep=self.s.keep_ckpts)
+            self._saved_everywhere(failed=False)
         except OSError as e:
+            self._saved_everywhere(failed=True)
             self.save_failures += 1
             if final or self.s.on_save_error == "stop" or self.save_failures >= self.s.max_save_failures:
                 raise
@@ -224,6 +256,23 @@ class Trainer:
             return None
         self.save_failures = 0
         return path
+
+    @torch.no_grad()
+    def _check_in_step(self) -> None:
+        """Data-parallel runs, at each save: every rank holds the same weights (a sum per rank, compared;
+        a difference is a bug in the synchronisation, never written into a checkpoint)."""
+        total = sum(float(p.double().sum()) for p in self._params)
+        sums = dist.gather(total)
+        if len(set(sums)) > 1:
+            raise RuntimeError(f"data-parallel ranks hold different weights at step {self.step} (sums {sums})")
+
+    def _saved_everywhere(self, failed: bool) -> None:
+        """Data-parallel runs: every rank learns whether rank 0's write failed, and follows the same
+        policy (a failure on rank 0 is raised on the others as an OSError naming it)."""
+        if not self.world.active:
+            return
+        if dist.max_int(int(failed)) and not failed:
+            raise OSError(f"rank 0 could not write the checkpoint of step {self.step}")
 
     # -- one iteration --------------------------------------------------------------------------
     def _autocast(self):
@@ -267,6 +316,8 @@ class Trainer:
                 out = phase.loss(batch, ctx)
             loss = out["loss"]
             self.scaler.scale(loss).backward()
+            if self.world.active:
+                dist.average_grads(self._phase_params[phase.name], self.world.size)
             bad = self._nonfinite(opt, loss)
             self._step(opt, bad)
             self._bad[phase.name] = self._bad[phase.name] + bad if phase.name in self._bad else bad
@@ -331,10 +382,13 @@ class Trainer:
     def flush_stats(self) -> dict[str, float]:
         keys, bad_keys = list(self._acc), list(self._bad)
         tensors = [self._acc[k] for k in keys] + [self._bad[k] for k in bad_keys]
-        values = torch.stack(tensors).tolist() if tensors else []  # the one sync
+        stacked = torch.stack(tensors) if tensors else None
+        if stacked is not None and self.world.active:  # the mean over ranks (every rank has the same counts)
+            stacked = dist.sum_(stacked) / self.world.size
+        values = stacked.tolist() if stacked is not None else []  # the one sync
         out = {k: v / self._cnt[k] for k, v in zip(keys, values)}
         for k, v in zip(bad_keys, values[len(keys):]):
-            out[f"nonfinite/{k}"] = int(v)
+            out[f"nonfinite/{k}"] = round(v)
         for k, o in self.opt.items():
             out[f"lr/{k}"] = o.param_groups[0]["lr"]
         self._acc, self._cnt, self._bad = {}, {}, {}
@@ -434,6 +488,8 @@ class Trainer:
             err = output_error(e)
             if err is None:
                 raise
+            if self.world.active:  # a save is collective and the other ranks are not here: the last one is kept
+                raise OutputError(f"{err}; the last checkpoint is kept") from None
             try:
                 path = self.save()
                 saved = (f"saved {path} at step {self.step}; continue with: ganzoo train resume={self.run_dir}"
@@ -444,35 +500,38 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> None:
-        s = self.s
-        log = RunLog(self.run_dir, total_steps=s.max_steps, start_step=self.step, tensorboard=s.tensorboard,
-                     progress=s.progress)
+        s, main = self.s, self.world.main
+        log = (RunLog(self.run_dir, total_steps=s.max_steps, start_step=self.step, tensorboard=s.tensorboard,
+                      progress=s.progress) if main else _NoLog())
         self.model.train()
         t0, step0 = time.perf_counter(), self.step
-        stop = StopRequest()
+        stop = StopRequest(second_interrupt=not self.world.active)
         try:
             stop.install()
             while self.step < s.max_steps:
                 self.train_step(next(self.stream))
                 log.advance(self.step)
-                if stop.signum is not None:  # SIGINT/TERM/HUP/USR1/USR2: save at this step boundary, exit
+                signum = stop.signum
+                if self.world.active:  # a signal seen by any rank stops every rank at this step
+                    signum = dist.max_int(signum or 0) or None
+                if signum is not None:  # SIGINT/TERM/HUP/USR1/USR2: save at this step boundary, exit
                     path = self.save()
-                    log.message(f"[yellow]{signal.Signals(stop.signum).name}: saved {path} at step {self.step}; "
+                    log.message(f"[yellow]{signal.Signals(signum).name}: saved {path} at step {self.step}; "
                                 f"continue with: ganzoo train resume={self.run_dir}[/]")
-                    raise Interrupted(stop.signum)
+                    raise Interrupted(signum)
                 with self._reporting():
                     if self.step % s.log_every == 0:
                         t0, step0 = self._log(log, t0, step0)
-                    if s.sample_every and self.step % s.sample_every == 0:
+                    if main and s.sample_every and self.step % s.sample_every == 0:
                         self.write_samples(log)
-                    if self.evaluator is not None and s.eval_every and self.step % s.eval_every == 0:
+                    if main and self.evaluator is not None and s.eval_every and self.step % s.eval_every == 0:
                         self.evaluate(log)
                 if s.ckpt_every and self.step % s.ckpt_every == 0 and self.step < s.max_steps:
                     self.save()
             with self._reporting():
-                if not s.sample_every or self.step % s.sample_every:
+                if main and (not s.sample_every or self.step % s.sample_every):
                     self.write_samples(log)
-                if self.evaluator is not None and s.eval_every and self.step % s.eval_every:
+                if main and self.evaluator is not None and s.eval_every and self.step % s.eval_every:
                     self.evaluate(log)
             final = self.save(final=True)  # before the final partial log line, so a resumed run continues that window
             with self._reporting():

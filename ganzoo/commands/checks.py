@@ -35,12 +35,16 @@ def check_args(args: dict[str, Any], checks: dict[str, Check]) -> None:
 class CheckSettings(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns an Exception from a callback into a warning; SystemExit passes (exit 2, one line)
-        from ganzoo.runtime import pick_device  # torch: only once a run is really about to start
+        # torch: only once a run is really about to start
+        from ganzoo.runtime import check_devices, pick_device
+
+        from .run_folder import launcher_world
 
         try:
             trainer = OmegaConf.to_object(config.trainer)
             OmegaConf.to_object(config.optim)
-            pick_device(trainer.device, key="trainer.device")
+            device = pick_device(trainer.device, key="trainer.device")
+            check_devices(trainer.devices, device, trainer.batch_size, trainer.sync_bn, launcher_world())
         except UserError as e:
             print(f"Error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

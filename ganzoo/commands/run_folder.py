@@ -24,8 +24,10 @@ given is emptied again; a folder that held something keeps it), and `.hydra/pend
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -68,6 +70,31 @@ def resolve_auto(folder: Path, resume: str | None, overwrite: bool) -> tuple[Pat
     if (folder / "checkpoints" / "latest.json").is_file():
         return folder, False
     return None, holds_run(folder)
+
+
+@dataclass(frozen=True)
+class FolderStart:
+    """What starting a run does to its folder: move the new config files from `.hydra/pending/` into
+    `.hydra/`, and with `clear` (overwrite=true, not a resume) delete the previous run's outputs."""
+
+    folder: Path
+    pending: Path | None
+    hydra_subdir: str | None
+    clear: bool
+
+    def __call__(self) -> None:
+        if self.pending is not None:
+            pending = self.folder / self.pending
+            for f in sorted(pending.glob("*.yaml")):
+                atomic_write(self.folder / self.hydra_subdir / f.name, f.read_bytes())
+            shutil.rmtree(pending, ignore_errors=True)
+        if self.clear:
+            for name in RUN_OUTPUTS:
+                p = self.folder / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
 
 
 class RunFolderClaim:
@@ -114,22 +141,22 @@ class RunFolderClaim:
 
     def start(self) -> None:
         """The run is checked and about to write: its new config files replace the old ones, and
-        overwrite=true deletes the previous run's outputs."""
+        overwrite=true deletes the previous run's outputs (`FolderStart`)."""
         if self.started:
             return
         self.started = True
+        self.starter()()
+
+    def starter(self) -> FolderStart:
+        """`start`'s file work as a picklable callable, for a data-parallel run's rank 0 (another process)."""
+        return FolderStart(self.folder, self.pending, self.hydra_subdir, self.overwrite and self.resume is None)
+
+    def started_elsewhere(self) -> None:
+        """After a data-parallel run: whether its rank 0 called the `starter` (so nothing is undone)."""
         if self.pending is not None:
-            pending = self.folder / self.pending
-            for f in sorted(pending.glob("*.yaml")):
-                atomic_write(self.folder / self.hydra_subdir / f.name, f.read_bytes())
-            shutil.rmtree(pending, ignore_errors=True)
-        if self.overwrite and self.resume is None:
-            for name in RUN_OUTPUTS:
-                p = self.folder / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+            self.started = not (self.folder / self.pending).exists()
+        else:
+            self.started = holds_run(self.folder)
 
     def end(self) -> None:
         """Release the folder; a start that never began training is undone. Once: a later call (at
@@ -169,6 +196,16 @@ def claim(folder: str | Path, *, resume: str | None, overwrite: bool,
     return c
 
 
+def launcher_world() -> int:
+    """The processes an external launcher (torchrun, srun with its env) started, 1 when none did."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def launcher_rank() -> int:
+    """This process's rank under an external launcher (0 when none started it)."""
+    return int(os.environ.get("RANK", "0") or 0) if launcher_world() > 1 else 0
+
+
 def _run_dir_given() -> bool:
     """Whether hydra.run.dir was given (else the folder is a fresh time-stamped one)."""
     return any(o.split("=", 1)[0].lstrip("+~") == "hydra.run.dir" for o in HydraConfig.get().overrides.hydra)
@@ -188,6 +225,16 @@ class ClaimRunFolder(Callback):
         folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
         resume, overwrite = config.get("resume"), bool(config.get("overwrite", False))
         subdir = OmegaConf.select(config, "hydra.output_subdir")
+        if launcher_world() > 1 and not _run_dir_given():  # every rank composes Hydra: ${now:} would differ
+            _refuse(UserError(f"this process is one of {launcher_world()} started by a launcher (WORLD_SIZE): give "
+                              f"the run's folder, hydra.run.dir=<folder>, so that every process uses the same one"))
+        if launcher_rank():  # rank > 0: rank 0 owns the folder; this process writes nothing into it
+            with read_write(config.hydra):
+                config.hydra.output_subdir = None
+                handlers = OmegaConf.select(config, "hydra.job_logging.root.handlers")
+                if handlers is not None:
+                    config.hydra.job_logging.root.handlers = [h for h in handlers if h != "file"]
+            return
         try:
             if resume == AUTO and not _run_dir_given():
                 raise UserError("resume=auto continues the run in its own folder: give that folder, "

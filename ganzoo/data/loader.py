@@ -62,16 +62,18 @@ class _Positions(Sampler):
     """Batches of indices perm[start:] for DataLoader workers; (A index, B index) pairs when the
     epoch draws B independently (an unaligned dataset reads `dataset[(i, j)]`)."""
 
-    def __init__(self, perm: torch.Tensor, start: int, batch_size: int, b_index: torch.Tensor | None = None):
+    def __init__(self, perm: torch.Tensor, start: int, batch_size: int, b_index: torch.Tensor | None = None,
+                 shard: slice = slice(None)):
         self.perm, self.start, self.batch_size, self.b_index = perm, start, batch_size, b_index
+        self.shard = shard  # this rank's stride of each global batch (data-parallel runs)
 
     def __iter__(self):
         for i in range(self.start, len(self.perm) - self.batch_size + 1, self.batch_size):
-            idx = self.perm[i : i + self.batch_size].tolist()
+            idx = self.perm[i : i + self.batch_size][self.shard].tolist()
             if self.b_index is None:
                 yield idx
             else:
-                yield list(zip(idx, self.b_index[i : i + self.batch_size].tolist()))
+                yield list(zip(idx, self.b_index[i : i + self.batch_size][self.shard].tolist()))
 
     def __len__(self) -> int:
         return (len(self.perm) - self.start) // self.batch_size
@@ -245,13 +247,22 @@ class BatchStream:
     def __init__(self, dataset: ImageDataset, *, batch_size: int, seed: int, device: torch.device,
                  preload: bool | None = None, preload_max_mb: int = 2048, num_workers: int = 0,
                  worker_timeout: float = 120.0, channels_last: bool = False,
-                 labeled_subset: torch.Tensor | None = None, labeled_batch_size: int | None = None):
+                 labeled_subset: torch.Tensor | None = None, labeled_batch_size: int | None = None,
+                 rank: int = 0, world: int = 1):
         """`labeled_subset` (default: the dataset's own, see `with_labeled_subset`): indices whose labels
-        the run sees, drawn as "image_l"/"label_l" batches of `labeled_batch_size` (default batch_size)."""
+        the run sees, drawn as "image_l"/"label_l" batches of `labeled_batch_size` (default batch_size).
+        `rank`/`world` (data-parallel runs): `batch_size` is the global batch; every rank follows the same
+        (seed, epoch) plan and takes its stride (rank, rank + world, ...) of each global batch, so the
+        position, the state and resume are those of a one-process run."""
         n = len(dataset)
         if n < batch_size:
             raise DataError(f"dataset {dataset.info.name!r} has {n} items, fewer than trainer.batch_size="
                             f"{batch_size}: lower trainer.batch_size")
+        for what, b in (("trainer.batch_size", batch_size), ("the labeled batch", labeled_batch_size or batch_size)):
+            if b % world:
+                raise DataError(f"{what} ({b}) does not divide over trainer.devices={world}: give a batch size "
+                                f"that is a multiple of {world}")
+        self.shard = slice(rank, None, world)
         self.dataset, self.batch_size, self.seed, self.device = dataset, batch_size, seed, device
         self.info, self.aug = dataset.info, dataset.augment
         self.num_workers, self.worker_timeout = num_workers, worker_timeout
@@ -351,7 +362,7 @@ class BatchStream:
             for k in parts:
                 parts[k].append(plan[k][i:j])
             pos += j - i
-        cat = {k: torch.cat(v) if len(v) > 1 else v[0] for k, v in parts.items()}
+        cat = {k: (torch.cat(v) if len(v) > 1 else v[0])[self.shard] for k, v in parts.items()}
         img = to_float(augment_batch(self._lab_data["image"][cat["perm"]], self.aug, cat["flip"], cat["offset"],
                                      self.info.resolution))
         if self.channels_last:
@@ -372,7 +383,7 @@ class BatchStream:
                         if getattr(self._ep, k) is not None}
         self._it = None
         if not self.preloaded:
-            positions = _Positions(self._ep.perm, self.index, self.batch_size, self._ep.b_index)
+            positions = _Positions(self._ep.perm, self.index, self.batch_size, self._ep.b_index, self.shard)
             loader = DataLoader(self.dataset, generator=self._loader_generator(), batch_sampler=positions,
                                 num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                                 timeout=self.worker_timeout if self.num_workers > 0 else 0)
@@ -391,15 +402,19 @@ class BatchStream:
         i, b = self.index, self.batch_size
         pos = slice(i, i + b)
         ep = self._ep_dev
+
+        def mine(key: str) -> torch.Tensor:  # this rank's stride of the global batch
+            return ep[key][pos][self.shard]
+
         if self.preloaded:
-            idx = ep["perm"][pos]
-            b_idx = ep["b_index"][pos] if self.unaligned else idx
+            idx = mine("perm")
+            b_idx = mine("b_index") if self.unaligned else idx
             raw = {k: v[b_idx if k in B_KEYS else idx] for k, v in self.data.items()}
         else:
             raw = {k: v.to(self.device, non_blocking=True) for k, v in self._next_from_workers().items()}
         self.index += b
-        b_aug = (ep["b_flip"][pos], ep["b_offset"][pos]) if self.unaligned else None
-        out = self._finish(raw, ep["flip"][pos], ep["offset"][pos], b_aug)
+        b_aug = (mine("b_flip"), mine("b_offset")) if self.unaligned else None
+        out = self._finish(raw, mine("flip"), mine("offset"), b_aug)
         if self.labeled is not None:
             out.update(self._next_labeled())
         return out
