@@ -88,11 +88,19 @@ def _tuplify(x):
 
 
 class Interrupted(Exception):
-    """Training stopped by a signal after saving a checkpoint; the process should exit 128 + signum."""
+    """Training stopped by a signal after saving a checkpoint; the process should exit 128 + signum.
+    `then`: the handler the signal had before training took it over (a cluster launcher's, e.g.
+    submitit's requeue on SIGUSR2), to be called once the checkpoint is safe (`hand_on`)."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, then=None):
         super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+        self.signum, self.then = signum, then
+
+    def hand_on(self) -> None:
+        """Give the signal to the handler it had before training (if a Python one): submitit requeues
+        the job there and exits, and the requeued job continues with resume=auto."""
+        if callable(self.then):
+            self.then(self.signum, None)
 
 
 class StopRequest:
@@ -120,6 +128,11 @@ class StopRequest:
             return  # signal handlers can only be set from the main thread (e.g. not under joblib threads)
         for sig in self.SIGNALS:
             self._old[sig] = signal.signal(sig, self._handle)
+
+    def previous(self, signum: int):
+        """The handler `signum` had before `install` (a Python callable, or None)."""
+        old = self._old.get(signum)
+        return old if callable(old) else None
 
     def uninstall(self) -> None:
         for sig, old in self._old.items():

@@ -518,7 +518,7 @@ class Trainer:
                     path = self.save()
                     log.message(f"[yellow]{signal.Signals(signum).name}: saved {path} at step {self.step}; "
                                 f"continue with: ganzoo train resume={self.run_dir}[/]")
-                    raise Interrupted(signum)
+                    raise Interrupted(signum, then=stop.previous(signum))
                 with self._reporting():
                     if self.step % s.log_every == 0:
                         t0, step0 = self._log(log, t0, step0)

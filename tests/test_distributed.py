@@ -8,6 +8,7 @@ refusals (a batch that does not divide, a resume with another process count, syn
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -84,6 +85,31 @@ def test_a_stop_signal_stops_every_rank_at_one_step_and_resume_auto_continues(tm
     assert [json.loads(x)["step"] for x in stats.read_text().splitlines()][-2:] == [step + 1, step + 2]
 
 
+def _workers(pid: int) -> list[int]:
+    """The training processes the job started (its children that run multiprocessing's spawn entry)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids if "spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes().decode(errors="replace")]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the ranks")
+def test_sigterm_to_one_rank_stops_every_rank_with_one_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([EXE, "train", *TINY, "trainer.devices=2", "trainer.max_steps=100000",
+                             f"hydra.run.dir={run}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    stats = run / "stats.jsonl"
+    deadline = time.time() + 240
+    while not (stats.exists() and stats.read_text().count("\n") >= 3):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    workers = _workers(proc.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[-1], signal.SIGTERM)  # one rank only
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert len(list((run / "checkpoints").glob("step_*.pt"))) == 1 and load_run(run)["step"] >= 3
+
+
 @pytest.mark.parametrize("args, needle", [
     (["trainer.devices=3"], "trainer.batch_size=8 is the global batch and does not divide over 3 processes"),
     (["trainer.devices=2", "trainer.sync_bn=true"], "trainer.sync_bn=true needs CUDA"),
@@ -103,3 +129,32 @@ def test_under_an_external_launcher_the_folder_must_be_given(tmp_path):
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "hydra.run.dir=<folder>" in lines[0], r.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+PAIRS = ["dataset.num_train=64", "dataset.num_test=16", "trainer.batch_size=8", "trainer.log_every=1",
+         "trainer.sample_every=0", "trainer.n_samples=4", "trainer.progress=false", "trainer.tensorboard=false",
+         "trainer.device=cpu", "trainer.max_epochs=null", "trainer.max_steps=3",
+         # SGD with small steps: an update linear in the gradient, so the float rounding of the reordered sums
+         # stays at rounding size (a missed average would move weights by ~1e-4). Under Adam a gradient that
+         # is zero up to rounding (a bias before instance norm) still moves its weight by +-lr, in a direction
+         # set by that rounding; with large SGD steps CycleGAN's first steps are chaotic and amplify it
+         "optim.name=sgd", "optim.lr=1e-5"]
+
+
+@pytest.mark.parametrize("model", [
+    # no batch norm and no noise: instance norm, no dropout (pix2pix), no image pool (CycleGAN)
+    ["model=pix2pix", "dataset=digits_pairs", "model.netG=unet_32", "model.ngf=8", "model.ndf=8",
+     "model.norm=instance", "model.use_dropout=false"],
+    ["model=cyclegan", "dataset=digits_unpaired", "model.netG=resnet_2blocks", "model.ngf=8", "model.ndf=8",
+     "model.pool_size=0"],
+], ids=["pix2pix", "cyclegan"])
+def test_two_ranks_of_half_the_batch_train_as_one_process_of_the_whole(tmp_path, model):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for run, devices in ((one, 1), (two, 2)):
+        r = subprocess.run([EXE, "train", *model, *PAIRS, f"trainer.devices={devices}", f"hydra.run.dir={run}"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    a, b = _nets(one), _nets(two)
+    assert set(a) == set(b)
+    worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point() and a[k].numel())
+    assert worst < 1e-6, worst

@@ -48,6 +48,7 @@ def one_line_errors(fn):
         except Interrupted as e:  # a checkpoint was saved; 128 + signum, as a shell reports a signal
             if in_sweep:
                 sweep.record("interrupted", 128 + e.signum, f"{e} (checkpoint saved)")
+            e.hand_on()  # a cluster launcher's own handler (submitit: requeue, then exit)
             raise SystemExit(128 + e.signum) from None
         except KeyboardInterrupt:
             if in_sweep:

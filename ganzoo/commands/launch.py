@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import tempfile
 import uuid
@@ -47,6 +48,8 @@ def spawn(devices: int, payload: dict, on_start) -> None:
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=devices, run_id=f"ganzoo-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
                           start_method="spawn", signals_to_handle=FORWARDED)
+    before = {int(getattr(signal, n)): signal.getsignal(getattr(signal, n)) for n in FORWARDED.split(",")
+              if hasattr(signal, n)}  # a cluster launcher's handlers (submitit's), handed the signal after the save
     with tempfile.TemporaryDirectory(prefix="ganzoo-launch-") as results:
         failed_code = None
         try:
@@ -58,13 +61,17 @@ def spawn(devices: int, payload: dict, on_start) -> None:
             failed_code = codes.get(0, next(iter(codes.values())))
         if failed_code is None:
             return
-        result = _read(Path(results) / "rank0.json")
-    if result.get("signum"):
-        raise Interrupted(int(result["signum"]))
+        # rank 0's account first; a rank stopped by the launcher while it was exiting may have written none
+        found = [_read(Path(results) / f"rank{r}.json") for r in range(devices)]
+        result = next((x for x in found if x), {})
+    signum = int(result.get("signum") or 0)
+    if not signum and not result.get("message") and (failed_code >= 128 or failed_code < 0):
+        signum = failed_code - 128 if failed_code >= 128 else -failed_code  # 128 + signal, or killed by it
+    if signum:
+        previous = before.get(signum)
+        raise Interrupted(signum, then=previous if callable(previous) else None)
     if result.get("message"):
         raise WorkerFailed(result["message"], int(result.get("exit_code", failed_code)))
-    if failed_code >= 128:
-        raise Interrupted(failed_code - 128)
     raise RuntimeError(f"a training process failed with exit status {failed_code} (its traceback is above)")
 
 
