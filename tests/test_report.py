@@ -27,7 +27,7 @@ def _png(path, shade=128):
     Image.new("L", (8, 8), shade).save(path)
 
 
-def fake_run(folder, *, overrides=("seed=0",), steps=(10, 20, 30), g_loss=(1.0, 0.8, 0.9), fid=None,
+def fake_run(folder, *, overrides=("seed=0",), steps=(10, 20, 30), g_loss=(1.0, 0.8, 0.9), fid=None, fid_first=None,
              accuracy=None, torn=False, max_steps=30, grid=True, status=None):
     """A run folder as `ganzoo train` leaves it: .hydra/, stats.jsonl (losses, an accuracy, learning
     rates, non-finite counts, an evaluation line), metrics.json, a sample grid; `status`: a job_status.json."""
@@ -40,13 +40,15 @@ def fake_run(folder, *, overrides=("seed=0",), steps=(10, 20, 30), g_loss=(1.0, 
         lines.append({"step": step, "time": step / 10, "D/loss": 1.4 - 0.1 * i, "G/loss": g, "D/real_acc": 0.5 + 0.1 * i,
                       "nonfinite/D": int(i == 1), "nonfinite/G": 0, "lr/D": 2e-4, "lr/G": 2e-4})
     if fid is not None:
-        lines += [{"step": steps[0], "time": 1.0, "eval/fid": fid + 5}, {"step": steps[-1], "time": 3.1, "eval/fid": fid}]
+        lines += [{"step": steps[0], "time": 1.0, "eval/fid": fid + 5 if fid_first is None else fid_first, "eval/samples": 200},
+                  {"step": steps[-1], "time": 3.1, "eval/fid": fid, "eval/samples": 200}]
     text = "".join(json.dumps(r) + "\n" for r in lines)
     (folder / "stats.jsonl").write_text(text + ('{"step": 40, "time": 4.0, "D/lo' if torn else ""))
     if accuracy is not None:
         (folder / "metrics.json").write_text(json.dumps({"run": str(folder), "model": "dcgan", "dataset": "digits",
                                                          "step": steps[-1], "num_classes": 10,
-                                                         "recognisable": accuracy, "class_histogram": [0.1] * 10}))
+                                                         "recognisable": accuracy, "samples": 200,
+                                                         "class_histogram": [0.1] * 10}))
     if grid:
         _png(folder / "samples" / f"step_{steps[0]:08d}.png", 0)
         _png(folder / "samples" / f"step_{steps[-1]:08d}.png", 255)
@@ -56,7 +58,8 @@ def fake_run(folder, *, overrides=("seed=0",), steps=(10, 20, 30), g_loss=(1.0, 
 
 
 def fake_sweep(root):
-    """4 jobs over optim.lr x seed (trainer.max_steps the same everywhere); job 2 failed (no stats)."""
+    """4 jobs over optim.lr x seed (trainer.max_steps the same everywhere); job 2 failed (no stats); job 0's
+    FID was best (25) before its final value (30)."""
     root.mkdir()
     (root / "multirun.yaml").write_text("hydra: {}\n")
     fids = {0: 30.0, 1: 12.0, 3: 20.0}
@@ -69,7 +72,7 @@ def fake_sweep(root):
             (root / "2" / "job_status.json").write_text(json.dumps(
                 {"num": 2, "overrides": ovr, "status": "failed", "exit_code": 2, "reason": "dataset.root: no such folder"}))
             continue
-        fake_run(root / str(num), overrides=ovr, fid=fids[num], accuracy=accs[num],
+        fake_run(root / str(num), overrides=ovr, fid=fids[num], fid_first=25.0 if num == 0 else None, accuracy=accs[num],
                  status={"num": num, "overrides": ovr, "status": "done", "exit_code": 0, "reason": ""})
     return root
 
@@ -147,10 +150,10 @@ def test_sweep_report_table_sorted_with_varying_keys_and_the_failed_job(cli_runn
     header, *rows = _md_rows(md)
     assert header[:5] == ["job", "optim.lr", "seed", "status", "step"]  # only the keys that vary
     assert "trainer.max_steps" not in header and "`trainer.max_steps=30`" in md  # shared: said once
-    assert {"eval/fid", "eval/fid best", "recognisable", "G/loss"} <= set(header) and "G/loss best" not in header
+    assert {"eval/fid", "recognisable", "G/loss"} <= set(header) and len(header) == 9
     assert [row[0] for row in rows] == ["1", "3", "0", "2"]  # fid 12 < 20 < 30, the failed job last
-    assert rows[0][header.index("eval/fid best")] == "12" and rows[0][header.index("eval/fid")] == "12"
-    assert rows[2][header.index("eval/fid best")] == "30" and rows[2][header.index("recognisable")] == "0.7"
+    assert rows[0][header.index("eval/fid")] == "12" and rows[2][header.index("recognisable")] == "0.7"
+    assert rows[2][header.index("eval/fid")] == "30 (best 25)"
     assert rows[3][3] == "failed"
     assert "## Jobs that did not finish" in md and "job 2: **failed** — dataset.root: no such folder" in md
     assert "lowest first" in md
@@ -159,7 +162,9 @@ def test_sweep_report_table_sorted_with_varying_keys_and_the_failed_job(cli_runn
     assert [row["job"] for row in table] == ["1", "3", "0", "2"]
     assert table[3]["reason"] == "dataset.root: no such folder" and table[0]["D/real_acc final"] == "0.7"
     assert table[0]["G/loss best"] == "0.8" and table[0]["eval/fid final"] == "12"
+    assert (table[2]["eval/fid final"], table[2]["eval/fid best"]) == ("30", "25")
     assert "D/real_acc" not in header  # the CSV has every metric, the table the main ones
+    assert not [h for h in header if "samples" in h] and table[0]["eval/samples final"] == "200"  # a count
 
     html = (sweep / "report.html").read_text()
     assert len(_images(html)) == 2 and _self_contained(html)

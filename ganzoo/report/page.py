@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 
 _CSS = """
@@ -47,13 +48,20 @@ def image(png: bytes, alt: str, cls: str = "") -> str:
     return f'<img{klass} alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _numeric(v) -> bool:
+    """A number, or a number with a note after it ("0.3 (best 0.4)"): right-aligned."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, (int, float)) or bool(re.match(r"-?\d[\d.e+-]* \(", str(v)))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence], row_classes: Sequence[str] | None = None) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        cells = "".join(f'<td class="num">{esc(fmt(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool)
-                        else f"<td>{esc(fmt(v))}</td>" for v in row)
+        cells = "".join(f'<td class="num">{esc(fmt(v))}</td>' if _numeric(v) else f"<td>{esc(fmt(v))}</td>"
+                        for v in row)
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 

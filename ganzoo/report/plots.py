@@ -41,16 +41,22 @@ def _finite(s: Series) -> tuple[list[int], list[float]]:
 def _grid(n: int, cols: int = 3):
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
-    fig, axes = pyplot().subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
 
 
 def curves(groups: dict[str, dict[str, Series]], *, ylabel: str = "", step_plot: bool = False,
-           log_y: bool = False, cols: int = 3) -> bytes:
-    """One axis per group (its title), one line per labelled series of the group, against step."""
+           log_y: bool = False, cols: int = 3, shared_legend: bool = False) -> bytes:
+    """One axis per group (its title), one line per labelled series of the group, against step.
+    `shared_legend`: the groups have the same labels (a sweep's jobs): one legend for the figure, and
+    each label keeps its colour on every axis."""
     fig, axes = _grid(len(groups), cols)
+    colours = {}
+    if shared_legend:
+        labels = list(dict.fromkeys(label for lines in groups.values() for label in lines))
+        colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     for ax, (title, lines) in zip(axes, groups.items()):
         for label, s in lines.items():
             x, y = _finite(s)
@@ -58,6 +64,8 @@ def curves(groups: dict[str, dict[str, Series]], *, ylabel: str = "", step_plot:
                 continue
             draw = ax.step if step_plot else ax.plot
             kw = {"where": "post"} if step_plot else {"marker": "o", "markersize": 3} if len(x) < 3 else {}
+            if label in colours:
+                kw["color"] = colours[label]
             draw(x, y, label=label, linewidth=1.2, **kw)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step", fontsize=9)
@@ -67,8 +75,13 @@ def curves(groups: dict[str, dict[str, Series]], *, ylabel: str = "", step_plot:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
-        if len(lines) > 1 and ax.has_data():
+        if len(lines) > 1 and ax.has_data() and not shared_legend:
             ax.legend(fontsize=7, loc="best")
+    if colours:
+        from matplotlib.lines import Line2D
+
+        fig.legend([Line2D([], [], color=c) for c in colours.values()], list(colours), loc="outside right upper",
+                   fontsize=8)
     return _png(fig)
 
 
@@ -79,29 +92,47 @@ def _numeric(values: Sequence[str]) -> list[float] | None:
         return None
 
 
+FEW = 6  # a parameter with at most this many values: evenly spaced ticks, one per value
+
+
+def _axis(raw: Sequence[str]) -> tuple[list[float], list[float] | None, list[str] | None, bool]:
+    """(x of each job, tick positions, tick labels, log scale) for a swept parameter's values: numbers
+    on a numeric axis (log when they span a decade or more), a few values or non-numbers as evenly
+    spaced ticks (numbers in numeric order, others in order of appearance)."""
+    nums = _numeric(raw)
+    distinct = list(dict.fromkeys(raw))
+    if nums is not None and len(distinct) > FEW:
+        return nums, None, None, min(nums) > 0 and max(nums) / min(nums) >= 10
+    if nums is not None:
+        distinct.sort(key=float)
+    return [float(distinct.index(v)) for v in raw], list(range(len(distinct))), distinct, False
+
+
 def against_parameters(params: dict[str, list[str]], metrics: dict[str, list[float | None]],
                        best: dict[str, str | None]) -> bytes:
     """A grid: one row per metric, one column per swept parameter; each point a job (its final value).
-    Numeric parameters on a numeric axis (log when they span a decade or more), others as categories."""
+    A parameter's axis: see `_axis`."""
     plt = pyplot()
     rows, cols = len(metrics), len(params)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 2.8 * rows), squeeze=False)
-    for i, (metric, ys) in enumerate(metrics.items()):
-        for j, (param, raw) in enumerate(params.items()):
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False, layout="constrained")
+    for j, (param, raw) in enumerate(params.items()):
+        xs, ticks, labels, log = _axis(raw)
+        for i, (metric, ys) in enumerate(metrics.items()):
             ax = axes[i][j]
-            xs = _numeric(raw)
-            points = [(x, y) for x, y in zip(xs if xs is not None else raw, ys) if y is not None and math.isfinite(y)]
-            if xs is None:  # categories in the order of first appearance
-                cats = list(dict.fromkeys(raw))
-                ax.set_xticks(range(len(cats)), cats, fontsize=8, rotation=20)
-                points = [(cats.index(x), y) for x, y in points]
+            points = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
             if points:
                 ax.scatter([p[0] for p in points], [p[1] for p in points], s=22, alpha=0.8)
-            if xs is not None and min(xs) > 0 and max(xs) / min(xs) >= 10:
+            if ticks is not None:
+                ax.set_xticks(ticks, labels, fontsize=8)
+                ax.set_xlim(-0.5, len(ticks) - 0.5)
+            if log:
                 ax.set_xscale("log")
-            way = {"min": " (lower is better)", "max": " (higher is better)"}.get(best.get(metric) or "", "")
-            ax.set_xlabel(param, fontsize=9)
+            if i == 0:
+                ax.set_title(param, fontsize=10)
+            if i == rows - 1:
+                ax.set_xlabel(param, fontsize=9)
             if j == 0:
+                way = {"min": "\n(lower is better)", "max": "\n(higher is better)"}.get(best.get(metric) or "", "")
                 ax.set_ylabel(metric + way, fontsize=8)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)

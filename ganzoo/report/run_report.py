@@ -19,6 +19,7 @@ from .stats import (
     check_folder,
     config_value,
     direction,
+    is_count,
     latest_grid,
     overrides,
     read_metrics,
@@ -78,8 +79,9 @@ def figures(series: dict[str, Series]) -> dict[str, bytes]:
         out["losses"] = curves({"losses": {k: series[k] for k in kinds["loss"]}}, cols=1)
     if kinds["scalar"]:
         out["scalars"] = curves({k: {k: series[k]} for k in kinds["scalar"]})
-    if kinds["eval"]:
-        out["eval"] = curves({k: {k: series[k]} for k in kinds["eval"]})
+    evals = [k for k in kinds["eval"] if not is_count(k)]
+    if evals:
+        out["eval"] = curves({k: {k: series[k]} for k in evals})
     if kinds["lr"]:
         out["learning_rates"] = curves({"learning rates": {k: series[k] for k in kinds["lr"]}}, cols=1,
                                        step_plot=True)
@@ -137,7 +139,7 @@ def run_report(path: str) -> RunReport:
 
     model, dataset = config_value(run, "model.name"), config_value(run, "dataset.name")
     title = f"{model} on {dataset}" if model and dataset else run.name
-    wall = f", {facts['time'] / 60:.1f} min" if facts["time"] is not None else ""
+    wall = f", {facts['time'] / 60:.1f} min since its last start" if facts["time"] is not None else ""
     subtitle = f"{run} — {_status(run, facts)}{wall} — report of {time.strftime('%Y-%m-%d %H:%M:%S')}"
     atomic_write(report.html, page.page(f"ganzoo run report: {title}", subtitle, body))
     return report

@@ -22,6 +22,15 @@ HIGHER = ("acc", "accuracy", "is", "psnr", "ssim", "precision", "recall", "confi
           "share", "gain", "density", "coverage")
 
 
+# bookkeeping numbers an evaluation logs beside its metrics (how many samples, the SR scale): in the
+# CSV and a run's summary, not in the sweep table's columns or the plots
+COUNTS = ("samples", "images", "test_images", "scale", "border", "n")
+
+
+def is_count(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].rsplit(":", 1)[-1] in COUNTS or key.split("/", 1)[0] == "test_images"
+
+
 def direction(metric: str) -> str | None:
     """"min" (lower is better), "max" (higher is better) or None (unknown) for a metric name."""
     for part in reversed(metric.lower().split("/")):  # the last part first: eval/fid, D/real_acc, nonfinite/D

@@ -22,7 +22,7 @@ from ..storage import atomic_write
 from . import page
 from .plots import against_parameters, curves, pyplot
 from .run_report import split_keys
-from .stats import STATUS, Series, check_folder, direction, overrides, read_metrics, read_stats
+from .stats import STATUS, Series, check_folder, direction, is_count, overrides, read_metrics, read_stats
 
 SUMMARY = "sweep_summary.json"
 NO_STATUS = "no status"  # a job folder without job_status.json: still running, killed, or an unrecorded sweep
@@ -124,7 +124,8 @@ def metric_names(jobs: list[Job]) -> tuple[list[str], list[str]]:
     for j in jobs:
         kinds = split_keys(j.series)
         for k in [*j.metrics, *kinds["eval"], *kinds["loss"]]:
-            shown[k] = None
+            if not is_count(k):
+                shown[k] = None
         for k in [*j.metrics, *kinds["eval"], *kinds["loss"], *kinds["scalar"]]:
             every[k] = None
     return list(shown), list(every)
@@ -142,15 +143,25 @@ class SweepTable:
     note: str = ""
 
     def columns(self, metrics: list[str], csv: bool = False) -> list[tuple[str, str, str]]:
-        """(header, metric, "final" | "best") of each metric column. The table: a metric's final value, and
-        its best over the run for the evaluations logged during training; the CSV: final and best of all."""
+        """(header, metric, "final" | "best" | "cell") of each metric column. The CSV: final and best of
+        every metric; the table: one cell per metric, its final value, and "(best x)" after it for an
+        evaluation logged during training whose best differs."""
+        if not csv:
+            return [(m, m, "cell") for m in metrics]
         cols = []
         for m in metrics:
-            logged = direction(m) is not None and any(m in j.series for j in self.jobs)
-            cols.append((f"{m} final" if csv else m, m, "final"))
-            if logged and (csv or split_keys({m: Series()})["eval"]):
+            cols.append((f"{m} final", m, "final"))
+            if direction(m) is not None and any(m in j.series for j in self.jobs):
                 cols.append((f"{m} best", m, "best"))
         return cols
+
+    @staticmethod
+    def cell(j: Job, m: str):
+        final = j.final(m)
+        best = j.best(m) if split_keys({m: Series()})["eval"] else None
+        if final is None or best is None or page.fmt(best) == page.fmt(final):
+            return final
+        return f"{page.fmt(final)} (best {page.fmt(best)})"
 
     def headers(self, metrics: list[str], csv: bool = False) -> list[str]:
         return ["job", *self.params, "status", "step", *(c[0] for c in self.columns(metrics, csv))]
@@ -161,7 +172,8 @@ class SweepTable:
         for j in self.jobs:
             p = j.params()
             out.append(["" if j.num is None else j.num, *[p.get(k, "") for k in self.params], j.status, j.last_step,
-                        *(j.final(m) if kind == "final" else j.best(m) for _, m, kind in cols)])
+                        *(j.final(m) if kind == "final" else j.best(m) if kind == "best" else self.cell(j, m)
+                          for _, m, kind in cols)])
         return out
 
     def unfinished(self) -> list[Job]:
@@ -216,7 +228,8 @@ def _sort_line(t: SweepTable) -> str:
     return f"sorted by the final {t.sort}, {way} first" + (f" ({t.note})" if t.note else "")
 
 
-LEGEND = "a metric's column: its final value (the last logged; ganzoo eval's metrics.json); <metric> best: the best value logged"
+LEGEND = ("each metric's final value (the last logged, or ganzoo eval's metrics.json), with the best value logged "
+          "during training in brackets where it differs")
 
 
 def markdown(t: SweepTable, sweep: Path) -> str:
@@ -263,7 +276,7 @@ def figures(t: SweepTable) -> dict[str, bytes]:
     logged = [m for m in t.metrics if any(m in j.series for j in ran)][:MAX_PLOTTED]
     if logged:
         out["curves"] = curves({m: {_label(j, t.params): j.series[m] for j in sorted(ran, key=lambda j: j.num or 0)
-                                    if m in j.series} for m in logged})
+                                    if m in j.series} for m in logged}, shared_legend=True)
     if t.params and ran:
         metrics = {m: [j.final(m) for j in ran] for m in t.metrics[:MAX_PLOTTED]}
         params = {k: [j.params().get(k, "") for j in ran] for k in t.params}
