@@ -113,7 +113,7 @@ def test_run_report_embeds_every_plot_and_the_latest_grid(cli_runner, tmp_path):
     assert _self_contained(html)
     assert "dcgan on digits" in html and "step 30 of 30 (finished)" in html
     assert "recognisable" in html and "0.8" in html  # metrics.json
-    assert "eval/fid" in html and "nonfinite/D" in html
+    assert "eval/fid" in html and "nonfinite/D" in html and "Non-finite steps (1 skipped)" in html
 
 
 def test_run_report_reads_a_run_in_progress_with_a_torn_last_line(cli_runner, tmp_path):

@@ -127,10 +127,12 @@ def run_report(path: str) -> RunReport:
                  page.table(["metric", "value", "better"],
                             [[k, v, {"min": "lower", "max": "higher"}.get(direction(k) or "", "")]
                              for k, v in metrics.items()])]
+    skipped = sum(sum(series[k].values) for k in kinds["nonfinite"])
+    titles = {**_TITLES, "nonfinite": f"Non-finite steps ({page.fmt(skipped) if skipped else 'none'} skipped)"}
     for stem, png in figures(series).items():
         target = atomic_write(run / FIGURES / f"{stem}.png", png)
         report.figures.append(target)
-        body += [f"<h2>{_TITLES[stem]}</h2>", page.image(png, stem)]
+        body += [f"<h2>{page.esc(titles[stem])}</h2>", page.image(png, stem)]
     grid = latest_grid(run)
     if grid is not None:
         body += [f"<h2>Latest samples ({page.esc(grid.name)})</h2>", page.image(grid.read_bytes(), grid.name, "grid")]

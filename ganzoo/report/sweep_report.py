@@ -246,7 +246,7 @@ def markdown(t: SweepTable, sweep: Path) -> str:
     lines += ["", "## Jobs that did not finish", ""]
     if bad:
         lines += [f"- job {j.num if j.num is not None else j.folder}: **{j.status}** — {j.reason or 'no reason recorded'}"
-                  f" (`{' '.join(j.overrides)}`)" for j in bad]
+                  f" (`{_label(j, t.params)}`)" for j in bad]
     else:
         lines += ["none: every job is done."]
     return "\n".join(lines) + "\n"
@@ -295,7 +295,7 @@ def html(t: SweepTable, sweep: Path, figs: dict[str, bytes]) -> str:
     if bad:
         body.append("<ul>" + "".join(
             f"<li>job {page.esc(j.num if j.num is not None else j.folder)}: <b>{page.esc(j.status)}</b> — "
-            f"{page.esc(j.reason or 'no reason recorded')} (<code>{page.esc(' '.join(j.overrides))}</code>)</li>"
+            f"{page.esc(j.reason or 'no reason recorded')} (<code>{page.esc(_label(j, t.params))}</code>)</li>"
             for j in bad) + "</ul>")
     else:
         body.append("<p>none: every job is done.</p>")
