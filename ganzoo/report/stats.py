@@ -77,8 +77,6 @@ def read_stats(run: Path) -> tuple[dict[str, Series], dict]:
             except (ValueError, KeyError, TypeError):
                 facts["skipped"] += line.strip() != ""
                 continue
-            if not isinstance(rec, dict):
-                continue
             facts["lines"] += 1
             facts["last_step"] = max(step, facts["last_step"] or 0)
             if is_number(rec.get("time")):
@@ -166,7 +164,8 @@ def check_folder(path: str, kind: str) -> Path:
     """The folder `path` as a run (kind "run") or a sweep ("sweep"); a UserError naming the fix otherwise."""
     folder = Path(path).expanduser()
     if not folder.exists():
-        raise UserError(f"{kind}={path}: no such folder (give a {'run folder of ganzoo train' if kind == 'run' else 'sweep folder of ganzoo train -m, e.g. multirun/<time>'})")
+        made_by = "a run folder of ganzoo train" if kind == "run" else "a sweep folder of ganzoo train -m (multirun/<time>)"
+        raise UserError(f"{kind}={path}: no such folder (give {made_by})")
     if not folder.is_dir():
         raise UserError(f"{kind}={path} is a file, not a folder: give the {kind} folder")
     if kind == "run" and not is_run(folder):
