@@ -35,7 +35,9 @@ HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo trai
                   "eval": ("ganzoo.commands.eval", "Evaluate a run: ganzoo eval run=<dir> "
                            "[n_per_class=1000] [out=metrics.json] (accuracy, code matching, class histogram)"),
                   "translate": ("ganzoo.commands.translate", "Translate images with a run: ganzoo translate "
-                                "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]")}
+                                "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]"),
+                  "report": ("ganzoo.commands.report", "Plots and tables of a run or a sweep: ganzoo report "
+                             "run=<dir> | sweep=<multirun dir> [sort=<metric>] (HTML, Markdown, CSV)")}
 CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
 _DETAIL = re.compile(r"^\s*(full_key|reference_type|object_type|value_type|key|msg):")
 

@@ -56,6 +56,14 @@ class EvalConfig:
 
 
 @dataclass
+class ReportConfig:
+    run: Optional[str] = None  # noqa: UP045 - a run folder made by `ganzoo train`
+    sweep: Optional[str] = None  # noqa: UP045 - a sweep folder made by `ganzoo train -m` (multirun/<time>)
+    sort: Optional[str] = None  # noqa: UP045 - sweep: the metric to sort the jobs by (default: the first evaluation metric)
+    order: Optional[str] = None  # noqa: UP045 - sweep: min (lowest first) | max; default from the metric's name
+
+
+@dataclass
 class TranslateConfig:
     input: str = MISSING  # an image file or a folder of images (recursive)
     out: Optional[str] = None  # noqa: UP045 - output folder (default <run>/translated); a file for one image
@@ -84,5 +92,6 @@ def register() -> None:
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
+    cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="trainer_schema", node=TrainerSettings)
     cs.store(name="optim_schema", node=OptimSettings)

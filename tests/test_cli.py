@@ -98,8 +98,8 @@ def test_multirun_creates_one_folder_per_job(cli_runner, tmp_path):
     r = invoke(cli_runner, ["train", "seed=0,1", "-m", "trainer.max_steps=1", *TINY_OVERRIDES,
                             f"hydra.sweep.dir={tmp_path}"])
     assert r.exit_code == 0, r.output
-    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
-    assert jobs == ["0", "1"]
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != "report")  # report/: its plots
+    assert jobs == ["0", "1"] and (tmp_path / "report.html").is_file()
     for j in jobs:
         assert (tmp_path / j / "checkpoints" / "latest.json").exists()
         assert (tmp_path / j / ".hydra" / "overrides.yaml").read_text().count("seed=") == 1

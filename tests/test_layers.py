@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("build", ("ganzoo.build",)),
     ("metrics", ("ganzoo.metrics",)),
     ("trainer", ("ganzoo.trainer",)),
-    ("verbs", ("ganzoo.run", "ganzoo.translate")),
+    ("verbs", ("ganzoo.run", "ganzoo.translate", "ganzoo.report")),
     ("commands, cli", ("ganzoo.commands", "ganzoo.cli", "ganzoo.completion", "ganzoo.config", "ganzoo.__main__")),
 ]
 

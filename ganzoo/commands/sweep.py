@@ -6,7 +6,8 @@ prints a failing job's error, writes how each job ended into its own folder (`jo
 number, overrides, status, exit code, reason) and returns. `SweepRecorder`, a Hydra callback named
 in conf/train.yaml, notes the sweep folder and the jobs it will run when the sweep starts; once
 Hydra returns (or a Ctrl-C stops the sweep), cli.py calls `finish()`: every job — done, failed,
-interrupted or never run — in a table, printed and written to `<sweep dir>/sweep_summary.json`, and
+interrupted or never run — in a table, printed and written to `<sweep dir>/sweep_summary.json`, the
+sweep's report written (`ganzoo report sweep=`: report.html/.md/.csv; a failure is one warning), and
 the exit code (0 when every job is done, else the first failed job's: 2 bad input, 3 diverged, 1 a bug).
 """
 
@@ -89,6 +90,20 @@ def summarize(sweep_dir: Path, planned: list[list[str]]) -> list[dict]:
     return rows + [found[i] for i in sorted(found)]
 
 
+def write_report(sweep_dir: Path) -> None:
+    """The sweep's report (`ganzoo report sweep=<dir>`: report.html, .md, .csv); a failure to write it
+    is one warning line and never fails the sweep."""
+    try:
+        from ganzoo.report.sweep_report import sweep_report
+
+        written = sweep_report(str(sweep_dir)).written
+    except Exception as e:  # the jobs' results are safe in their folders whatever goes wrong here
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"warning: sweep report not written ({first}); try: ganzoo report sweep={sweep_dir}", file=sys.stderr)
+        return
+    print(f"wrote {' '.join(str(p) for p in written if p.suffix != '.png')}", file=sys.stderr)
+
+
 def finish() -> int:
     """Summarize the sweeps begun in this process: print each table, write its sweep_summary.json;
     returns the exit code (0: every job done)."""
@@ -119,6 +134,7 @@ def finish() -> int:
         except OSError as e:
             print(f"Error: cannot write {sweep['dir'] / SUMMARY_FILE}: {e.strerror or e}", file=sys.stderr)
             code = code or 2
+        write_report(sweep["dir"])
         failed = [r for r in rows if r["status"] != "done"]
         if failed and not code:
             code = next((r["exit_code"] for r in failed if r["exit_code"]), 1)
