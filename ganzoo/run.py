@@ -88,6 +88,11 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
     check_devices(1 if world.active else trainer.devices, device, trainer.batch_size, trainer.sync_bn and world.active,
                   world.size)
     device = init_world(world, device)
+    if trainer.cudnn_benchmark:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        else:
+            log.warning("trainer.cudnn_benchmark=true does nothing on %s (a CUDA switch)", device.type)
     seed_everything(seed)
     data = build_dataset(dataset_cfg, split="train")  # the data does not change with the training seed
     model_name, model_args = split_name(model_cfg, "model")

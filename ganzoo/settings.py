@@ -45,6 +45,9 @@ class TrainerSettings:
     progress: bool = True  # rich progress bar (on a terminal; plain lines otherwise)
     devices: int = 1  # data-parallel processes on this node (one per GPU; gloo processes on the CPU)
     sync_bn: bool = False  # data-parallel on CUDA: batch norm statistics over the global batch (else per process)
+    compile: bool = False  # torch.compile the trained nets (in place: same state-dict keys; EMA copies stay eager)
+    compile_backend: str = "inductor"  # torch.compile backend (inductor | aot_eager | eager | ...)
+    cudnn_benchmark: bool = False  # CUDA: let cuDNN time its algorithms for the run's shapes (not bitwise reproducible)
 
     def __post_init__(self):  # OmegaConf.to_object and every direct construction pass here
         check_all("trainer", {f.name: getattr(self, f.name) for f in fields(self)}, TRAINER_CHECKS)

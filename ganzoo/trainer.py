@@ -168,6 +168,9 @@ class Trainer:
                      copy.deepcopy({n: getattr(model, n) for n in model.ema_nets}).items()} if settings.ema else {})
         self._ema_pairs = self._pairs(lambda m: m.parameters())
         self._ema_buffers = self._pairs(lambda m: m.buffers())
+        if settings.compile:  # after the EMA deep copy: a copy of a compiled module would call the original
+            for net in self.nets.values():
+                net.compile(backend=settings.compile_backend)
         if world.active:  # every rank starts from rank 0's weights (the same seed built them; this makes sure)
             tensors = {id(t): t for t in (*model.parameters(), *model.buffers(), *self._ema_pairs[0],
                                           *self._ema_buffers[0])}

@@ -3,6 +3,8 @@ exact positions with preloading and with DataLoader workers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -84,6 +86,24 @@ def test_amp_modes_train_and_keep_scaler_state(tmp_path, amp):
     assert (ck["scaler"] is not None) == (amp == "fp16")
     assert all(torch.isfinite(v).all() for v in ck["nets"].values() if v.is_floating_point())
     assert t.step == 2
+
+
+def test_compiled_nets_train_with_the_same_checkpoint_keys_and_eager_ema(tmp_path):
+    """trainer.compile compiles the live nets in place (aot_eager here: dynamo's tracing without inductor's
+    minutes of C++ codegen on a test machine): the checkpoint keys are a plain run's, the EMA copies stay
+    eager, and the first step's losses are the eager ones."""
+    plain, comp = tmp_path / "plain", tmp_path / "comp"
+    args = {"model_cfg": tiny_model_cfg("dcgan"), "dataset_cfg": dict(TINY_DIGITS), "optim": OptimSettings(),
+            "seed": 0, "config": {}}
+    run.train(**args, trainer=tiny_trainer_settings(ema=True), run_dir=plain)
+    t = run.train(**args, trainer=tiny_trainer_settings(ema=True, compile=True, compile_backend="aot_eager"),
+                  run_dir=comp)
+    assert t.model.G._compiled_call_impl is not None and t.ema["G"]._compiled_call_impl is None
+    a, b = load_run(plain), load_run(comp)
+    assert set(a["nets"]) == set(b["nets"]) and set(a["ema"]["G"]) == set(b["ema"]["G"])
+    first = [(tmp_path / x / "stats.jsonl").read_text().splitlines()[0] for x in ("plain", "comp")]
+    loss = [{k: v for k, v in json.loads(x).items() if k.endswith("loss")} for x in first]
+    assert loss[0] == pytest.approx(loss[1], rel=1e-5)
 
 
 def test_no_host_sync_inside_a_training_step(tmp_path, monkeypatch):
