@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 SHELL   := /bin/bash
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint bench bench-gpu clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ lint: $(STAMP) ## ruff
 
 bench: $(STAMP) ## speed and memory: ganzoo trainer vs a bare PyTorch loop, sampling images/s
 	$(BIN)/python benchmarks/bench.py
+
+bench-gpu: $(STAMP) ## on a GPU machine: CUDA smoke of every model, data-parallel, speed switches (one JSON)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean: ## remove outputs and caches (keeps .venv)
 	rm -rf outputs multirun .pytest_cache

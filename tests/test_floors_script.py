@@ -1,4 +1,5 @@
-"""benchmarks/floors.py: seed lists, the distribution summary and the budget options (no training)."""
+"""benchmarks/floors.py: seed lists, the distribution summary and the budget options (no training); and
+benchmarks/switches.py on one small config."""
 
 import importlib.util
 import sys
@@ -40,3 +41,14 @@ def test_bad_options_exit_before_training(monkeypatch, args):
     monkeypatch.setattr(floors, "one_seed", lambda a, seed: pytest.fail("trained despite bad options"))
     with pytest.raises(SystemExit):
         floors.main()
+
+
+def test_the_switch_benchmark_measures_each_switch_and_counts_flops():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import switches
+
+    (r,) = switches.main(["--models", "gan", "--switches", "bf16,channels_last,cudnn_benchmark", "--steps", "1",
+                          "--rounds", "1", "--threads", "1", "--device", "cpu"])
+    assert r["baseline_steps_per_s"] > 0 and r["bf16"]["speedup"] > 0 and r["channels_last"]["steps_per_s"] > 0
+    assert "cudnn_benchmark" not in r  # a CUDA switch: not measured on the CPU
+    assert r["flops_per_step"] > 1e8  # the GAN's 1200-1200 MLPs on a batch of 64, forward and backward
