@@ -192,6 +192,41 @@ def test_build_dataset_and_hydra_spelling(tmp_path):
     assert (test.size_a, test.size_b) == (8, 8)
 
 
+@pytest.mark.filterwarnings("ignore:pair. the labels are dropped")
+def test_cyclegan_on_grey_and_rgb_sides_resumes_exactly(tmp_path):
+    """CycleGAN between grey digits (1 channel) and RGB images (3): 3 steps in one go == 2 + resume + 1."""
+    from ganzoo import run
+    from ganzoo.settings import OptimSettings
+
+    from .conftest import tiny_model_cfg, tiny_trainer_settings
+
+    folder = _rgb_folder(tmp_path / "rgb", n=6, size=20)
+    data_cfg = {"name": "pair", "A": "digits", "A_args": SMALL, "B": "image_folder", "B_args": {"path": str(folder)},
+                "resolution": 24}
+    model_cfg = tiny_model_cfg("cyclegan", lambda_identity=0.0)  # identity needs equal channels (a clear error)
+
+    def train(run_dir, resume=None):
+        return run.train(model_cfg=model_cfg, dataset_cfg=data_cfg,
+                         trainer=tiny_trainer_settings(max_steps=3, batch_size=4), optim=OptimSettings(), seed=3,
+                         run_dir=run_dir, config={}, resume=resume)
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    a = train(straight)
+    run.train(model_cfg=model_cfg, dataset_cfg=data_cfg,
+              trainer=tiny_trainer_settings(max_steps=2, batch_size=4), optim=OptimSettings(), seed=3,
+              run_dir=split, config={})
+    b = train(split, resume=str(split))
+    assert a.step == b.step == 3 and a.model.translate(torch.zeros(1, 1, 24, 24)).shape == (1, 3, 24, 24)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    def losses(d):
+        return [{k: v for k, v in json.loads(x).items() if k not in ("time", "steps_per_s")}
+                for x in (d / "stats.jsonl").read_text().splitlines()]
+
+    assert losses(straight) == losses(split)
+
+
 # -- pair: bad input ------------------------------------------------------------------------------------
 
 
