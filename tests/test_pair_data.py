@@ -349,6 +349,29 @@ def test_usps_without_a_published_hash_records_then_enforces(monkeypatch, tmp_pa
     assert "\n" not in str(err.value) and len(first) == 6
 
 
+def test_a_read_only_data_home_is_checked_without_writing(monkeypatch, tmp_path):
+    """A shared, read-only copy (the lock file and the hash record cannot be written): the file is
+    still verified against the pinned digest, and a changed file is still refused."""
+    from ganzoo.data.builders import digit_sets
+
+    train, _, labels = _usps_bytes(6)
+    (tmp_path / "usps").mkdir()
+    (tmp_path / "usps" / "usps.bz2").write_bytes(train)
+    _pin(monkeypatch, {"usps/train": train})
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(digit_sets, "prepare", read_only)
+    assert build_usps(root=str(tmp_path), download=False).labels.tolist() == labels.tolist()
+    _pin(monkeypatch, {"usps/train": b"other"})
+    with pytest.raises(DataError, match=r"usps\.bz2 does not match the pinned sha256 of usps/train"):
+        build_usps(root=str(tmp_path), download=False)
+    with pytest.raises(DataError, match=r"usps: cannot download into .*Permission denied.*dataset\.root=<a writable"):
+        build_usps(root=str(tmp_path / "empty"))
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob(".*.lock"))
+
+
 def test_digit_set_files_missing_or_corrupt_are_one_line(monkeypatch, tmp_path):
     for build, key, name in ((build_usps, "usps", "usps.bz2"), (build_svhn, "svhn", "train_32x32.mat")):
         if key == "svhn":

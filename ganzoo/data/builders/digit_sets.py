@@ -27,7 +27,7 @@ import torch
 from ganzoo.data.base import DataError, DataInfo, TensorImageDataset, fingerprint
 from ganzoo.data.builders.torchvision_sets import _one_line, resize_uint8
 from ganzoo.data.fetch import manifest
-from ganzoo.data.fetch.download import prepare
+from ganzoo.data.fetch.download import file_sha256, prepare, recorded_sha256
 from ganzoo.registry import DATASETS
 from ganzoo.storage import data_home
 
@@ -39,12 +39,30 @@ def _file(key: str, split: str, root: str | None, download: bool) -> tuple[Path,
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: {key} has the splits {' and '.join(SPLITS)}")
     entry = manifest.get(f"{key}/{split}")
-    target = data_home(root) / entry.path
+    home = data_home(root)
+    target = home / entry.path
     if not download and not target.is_file():
         raise DataError(f"{key}: {target} is missing: set dataset.download=true, or place {entry.filename} "
                         f"(from {entry.url}) in {target.parent}, or set dataset.root=<folder containing {key}/>")
-    outcome = prepare(entry.name, root)
+    try:
+        outcome = prepare(entry.name, root)
+    except OSError as e:  # a read-only data home (a shared copy): check the file without writing a lock or record
+        if not target.is_file():
+            raise DataError(f"{key}: cannot download into {target.parent} ({e.strerror or e}): set "
+                            f"dataset.root=<a writable folder>, or place {entry.filename} there") from None
+        return target, _verify_in_place(entry, home)
     return outcome.path, str(outcome.sha256)
+
+
+def _verify_in_place(entry: manifest.Entry, home: Path) -> str:
+    """The SHA-256 of the entry's file in `home`, checked against the pinned or recorded digest if any."""
+    target = home / entry.path
+    expected = entry.sha256 or recorded_sha256(entry, home)
+    digest = file_sha256(target)
+    if expected and digest != expected:
+        raise DataError(f"{target} does not match the {'pinned' if entry.sha256 else 'recorded'} sha256 of "
+                        f"{entry.name}: expected {expected}, got {digest}; replace it with the file from {entry.url}")
+    return digest
 
 
 def _dataset(key: str, split: str, images: torch.Tensor, labels: torch.Tensor, digest: str,

@@ -126,7 +126,7 @@ def _transfer(url: str, part: Path, bar: _Bar) -> tuple[str, bool]:
         if e.code == 416 and have:  # the range starts at or past the end: complete, or a stale part
             m = re.search(r"/(\d+)\s*$", e.headers.get("Content-Range") or "")  # "bytes */<size>"
             if m and int(m.group(1)) == have:
-                return _file_sha256(part), True
+                return file_sha256(part), True
             part.unlink(missing_ok=True)
             raise _Transient("server refused the resume range; starting over") from None
         if e.code in RETRY_STATUS:
@@ -216,7 +216,8 @@ def _hasher_of(path: Path):
     return h
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
     return _hasher_of(path).hexdigest()
 
 
@@ -372,7 +373,7 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
         into = target if entry.kind != "dataset" else home / entry.filename
         placed = into.is_file() and not force  # a file in place, or an archive put there by hand: verify
         if placed:
-            digest = _file_sha256(into)
+            digest = file_sha256(into)
             if expected and digest != expected:
                 raise DataError(f"{into} does not match the {policy} sha256 of {name}: expected {expected}, "
                                 f"got {digest}; delete it (or replace it with the file from {entry.url})")
