@@ -200,6 +200,7 @@ _install_completion()  # bash/zsh scripts that complete `group=option` and `key.
 def list_cmd() -> None:
     """List the models and datasets, one line each."""
     from rich.console import Console  # here, not at the top: start-up speed of the other commands
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -208,7 +209,7 @@ def list_cmd() -> None:
         table.add_column(group, style="bold cyan", no_wrap=True)
         table.add_column("description")
         for opt in group_options(group):
-            table.add_row(opt, describe(group, opt))
+            table.add_row(opt, escape(describe(group, opt)))  # as written: "ganzoo[svhn]" is not markup
         console.print(table)
         console.print()
 

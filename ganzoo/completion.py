@@ -35,6 +35,8 @@ CONF_PACKAGE = "pkg://ganzoo.conf"
 _CFG_CHOICES = ("job", "hydra", "all")
 # keys whose value is a path: complete files and folders after `key=`
 PATH_KEYS = {"run", "out", "resume", "hydra.run.dir", "hydra.sweep.dir", "dataset.root", "input", "weights"}
+# keys whose value names a dataset config (the two sides of dataset=pair): complete the dataset group
+DATASET_KEYS = {"dataset.A", "dataset.B"}
 _NO_SPACE = ("=", ".", "/")
 
 
@@ -167,6 +169,9 @@ def _query(command: str, previous, incomplete: str) -> list[str]:
         return _complete_path(key + eq, value)
 
     plugin, run_mode = _plugin(config_dir)
+    if eq and key.lstrip("+~") in DATASET_KEYS:
+        names = plugin.config_loader.get_group_options("dataset")
+        return [f"{key}={n}" for n in names if n.startswith(value) and not n.startswith("_")]
     plugin.run_mode = run_mode.MULTIRUN if multirun else run_mode.RUN
     head = ["-m"] if multirun else []
 

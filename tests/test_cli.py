@@ -34,6 +34,7 @@ def test_list_describes_every_model_and_dataset(cli_runner):
         for opt in group_options(group):
             assert opt in r.stdout
     assert "Radford" in r.stdout and "procedural" in r.stdout
+    assert "ganzoo[svhn]" in " ".join(r.stdout.split())  # descriptions are text, not rich markup
 
 
 @pytest.mark.parametrize("args, needle", [

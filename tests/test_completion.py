@@ -36,6 +36,13 @@ def test_trainer_keys():
     assert all(g.startswith("trainer.") for g in got)
 
 
+def test_pair_sides_complete_dataset_names():
+    assert {"dataset.A=", "dataset.A_args.", "dataset.B_map="} <= set(values("train", ("dataset=pair",), "dataset."))
+    got = values("train", ("dataset=pair",), "dataset.B=")
+    assert {"dataset.B=mnist", "dataset.B=svhn", "dataset.B=usps", "dataset.B=digits"} <= set(got)
+    assert values("train", ("dataset=pair",), "dataset.A=us") == ["dataset.A=usps"]
+
+
 def test_keys_follow_the_chosen_group():
     got = values("train", ("dataset=mnist", "model=gan"), "model.")
     assert "model.d_units=" in got and "model.drop_in=" in got

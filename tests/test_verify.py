@@ -95,6 +95,8 @@ def test_in_memory_dataset_has_nothing_to_check(cli_runner):
     assert "generated in memory" in r.stdout and "no image files to check" in r.stdout
     r = invoke(cli_runner, ["data", "verify", "mnist"])
     assert r.exit_code == 0 and "verified by checksum" in r.stdout
+    r = invoke(cli_runner, ["data", "verify", "pair"])
+    assert r.exit_code == 0 and "made of two datasets (A=digits, B=mnist): verify each" in r.stdout
 
 
 def test_image_folder_dataset_without_path(cli_runner):

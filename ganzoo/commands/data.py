@@ -34,7 +34,7 @@ def register(group: click.Group) -> None:
     def data_download(names: tuple[str, ...], root: str | None, force: bool) -> None:
         """Download, verify (SHA-256) and safely extract datasets or weights: ganzoo data list names them.
 
-        Each file goes to the data home (a dataset as the folder <name>/, weights as their file),
+        Each file goes to the data home (a dataset as the folder <name>/, weights and data files as files),
         resumes after an interruption, and is verified before use. Files without a published hash
         have it recorded on the first download (manifest.lock.json) and checked on later ones."""
         from ganzoo.data.base import DataError

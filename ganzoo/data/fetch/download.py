@@ -6,13 +6,13 @@ retries transient failures (timeouts, resets, 5xx) with backoff, checks the SHA-
 file takes its name, and renames it into place atomically. A mismatch deletes the part file and
 raises DataError naming the expected and the actual digest; an earlier good `dest` is untouched.
 
-`ensure(name, root)` returns the ready folder (datasets) or file (weights) of manifest entry
+`ensure(name, root)` returns the ready folder (datasets) or file (weights, data files) of manifest entry
 `name` under the data home (`data_home(root)`: root, else $GANZOO_DATA, else ~/.cache/ganzoo/data),
 downloading, verifying and safely extracting it (`archive.safe_extract`) on first use. The archive
 is extracted into a hidden temporary folder next to the target and renamed into place only when
 complete, so a failed, tampered or interrupted download never leaves a half-extracted set, and
 never deletes an earlier good copy. An archive placed by hand in the data home is verified and
-used instead of downloading (offline machines); a weights file already in place is verified on
+used instead of downloading (offline machines); a weights or data file already in place is verified on
 every call (a dataset folder already in place is used as is). Without a published hash the first download
 records its digest in `<data home>/manifest.lock.json`, and later downloads are checked against it.
 
@@ -126,7 +126,7 @@ def _transfer(url: str, part: Path, bar: _Bar) -> tuple[str, bool]:
         if e.code == 416 and have:  # the range starts at or past the end: complete, or a stale part
             m = re.search(r"/(\d+)\s*$", e.headers.get("Content-Range") or "")  # "bytes */<size>"
             if m and int(m.group(1)) == have:
-                return _file_sha256(part), True
+                return file_sha256(part), True
             part.unlink(missing_ok=True)
             raise _Transient("server refused the resume range; starting over") from None
         if e.code in RETRY_STATUS:
@@ -216,7 +216,8 @@ def _hasher_of(path: Path):
     return h
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
     return _hasher_of(path).hexdigest()
 
 
@@ -369,10 +370,10 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
             return Outcome(target, "present", None, hash_policy(entry, home))
         expected = entry.sha256 or recorded_sha256(entry, home)
         policy = "pinned" if entry.sha256 else "recorded" if expected else "recorded now"
-        into = target if entry.kind == "weights" else home / entry.filename
-        placed = into.is_file() and not force  # weights in place, or an archive put there by hand: verify
+        into = target if entry.kind != "dataset" else home / entry.filename
+        placed = into.is_file() and not force  # a file in place, or an archive put there by hand: verify
         if placed:
-            digest = _file_sha256(into)
+            digest = file_sha256(into)
             if expected and digest != expected:
                 raise DataError(f"{into} does not match the {policy} sha256 of {name}: expected {expected}, "
                                 f"got {digest}; delete it (or replace it with the file from {entry.url})")
@@ -400,7 +401,7 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
             if progress:
                 print(f"{name}: no published sha256; recorded {digest} in {lock_path(home)} "
                       f"(later downloads are verified against it)", file=sys.stderr, flush=True)
-        action = "downloaded" if not placed else "present" if entry.kind == "weights" else "from archive"
+        action = "downloaded" if not placed else "present" if entry.kind != "dataset" else "from archive"
         return Outcome(target, action, digest, policy)
 
 

@@ -4,25 +4,32 @@ where one is published, its SHA-256.
 Names: datasets use the names of their `conf/dataset/<name>.yaml` (CycleGAN's own zips of facades and
 maps are `facades_unpaired` / `maps_unpaired`, since `facades` / `maps` are pix2pix's tarballs);
 weights are `cyclegan_model/<name>` and `pix2pix_model/<name>` (the names the official
-`scripts/download_{cyclegan,pix2pix}_model.sh` take) and `vgg19`.
+`scripts/download_{cyclegan,pix2pix}_model.sh` take) and `vgg19`; the single data files of a dataset
+read as they are (no archive) are `<dataset>/<split>` (`svhn/train`, `usps/test`).
 
 Where things go (relative to the data home, see `ganzoo.storage.data_home`): a dataset is the
 folder `<name>/` (the archive's top folder `layout`, renamed); weights are `<url file name>` inside
-the name's folder (`cyclegan_model/horse2zebra.pth`, `vgg19-dcbb9e9d.pth`).
+the name's folder (`cyclegan_model/horse2zebra.pth`, `vgg19-dcbb9e9d.pth`), and so are data files
+(`svhn/train_32x32.mat`: kind "file", verified and used as they are, like weights).
 
 Hashes (`sha256`), pinned from published checksum lists of the very same files:
 - the CycleGAN zips: TensorFlow Datasets `tensorflow_datasets/url_checksums/cycle_gan.txt` (size and
   SHA-256 of each zip, listed under the project's earlier host
   people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/, which now serves from efrosgans);
 - DIV2K: TensorFlow Datasets `url_checksums/div2k.txt`;
+- SVHN's cropped-digit .mat files: TensorFlow Datasets `url_checksums/svhn_cropped.txt`;
 - VGG19: torchvision names the file after the first 8 hex digits of its SHA-256 (`dcbb9e9d`); the
   full digest below starts with them and is the one other projects pin for this URL.
-No checksum is published for the pix2pix tarballs or the pretrained CycleGAN/pix2pix generators
-(their download scripts use wget with no check): `sha256=None`. The first successful download of
+No SHA-256 is published for the pix2pix tarballs, the pretrained CycleGAN/pix2pix generators
+(their download scripts use wget with no check) or the USPS files (torchvision lists MD5s only):
+`sha256=None`. The first successful download of
 such a file records its digest in `<data home>/manifest.lock.json`, and every later download (or
 archive placed by hand) is verified against the recorded one (trust on first use). Every URL is
 https (the efrosgans host serves it too), so even a first download comes over an authenticated
-connection; `ganzoo data list` shows the scheme, and a test keeps plain http out of this table.
+connection, except SVHN's: its only host (ufldl.stanford.edu, the URL every reference uses, TFDS's
+included) is listed over plain http, and its files are pinned, so what arrives is checked against the
+published digest whatever the transport. `ganzoo data list` shows the scheme, and a test keeps plain
+http out of this table for any entry without a pinned hash.
 
 Sizes are in bytes: exact for the pinned files and the pix2pix facades/maps tarballs (as served),
 approximate (from the host's listing, or parameter count × 4 for generators) elsewhere; they feed
@@ -42,6 +49,8 @@ PIX2PIX_DATASETS = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 CYCLEGAN_MODELS = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 PIX2PIX_MODELS = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
+SVHN = "http://ufldl.stanford.edu/housenumbers"  # pinned (TFDS svhn_cropped.txt); the host's own scheme
+USPS = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/multiclass"
 
 _MB = 1_000_000
 _RESNET9_G = 45_600_000  # 11.378 M float32 parameters (CycleGAN's resnet_9blocks G)
@@ -54,7 +63,7 @@ class Entry:
     url: str
     sha256: str | None  # published digest; None: recorded on first download (manifest.lock.json)
     size: int | None  # bytes (see the module docstring for which are exact)
-    kind: str  # "dataset" (an archive, extracted) | "weights" (one file)
+    kind: str  # "dataset" (an archive, extracted) | "weights" (one file) | "file" (one data file, read as is)
     layout: str  # datasets: the archive's top folder ("" = its root); weights: ""
     description: str
 
@@ -141,6 +150,17 @@ _ENTRIES: list[Entry] = [
     Entry("vgg19", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
           "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44", 574_673_361, "weights", "",
           "torchvision VGG19 ImageNet weights (state dict), the SRGAN/ESRGAN perceptual loss"),
+    # digit sets read from their published files (conf/dataset/svhn.yaml, usps.yaml)
+    Entry("svhn/train", f"{SVHN}/train_32x32.mat",
+          "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8", 182_040_794, "file", "",
+          "SVHN cropped house-number digits, train split (73,257 RGB 32x32; MATLAB .mat)"),
+    Entry("svhn/test", f"{SVHN}/test_32x32.mat",
+          "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b", 64_275_384, "file", "",
+          "SVHN cropped house-number digits, test split (26,032 RGB 32x32; MATLAB .mat)"),
+    Entry("usps/train", f"{USPS}/usps.bz2", None, None, "file", "",
+          "USPS handwritten digits, train split (7,291 grey 16x16; libsvm text, bz2)"),
+    Entry("usps/test", f"{USPS}/usps.t.bz2", None, None, "file", "",
+          "USPS handwritten digits, test split (2,007 grey 16x16; libsvm text, bz2)"),
     # official pretrained generators (scripts/download_cyclegan_model.sh, download_pix2pix_model.sh)
     _cyclegan_model("horse2zebra", "horse -> zebra"),
     _cyclegan_model("zebra2horse", "zebra -> horse"),

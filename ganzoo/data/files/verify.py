@@ -91,8 +91,11 @@ def resolve_target(target: str) -> Target:
 
 def _dataset_target(name: str, cfg: dict) -> Target:
     if "path" not in cfg:
+        if cfg.get("name") == "pair":
+            return Target(None, message=f"dataset {name!r} is made of two datasets (A={cfg.get('A')}, "
+                                        f"B={cfg.get('B')}): verify each of them")
         if "download" in cfg:
-            how = "downloaded by torchvision, verified by checksum and held in memory"
+            how = "downloaded, verified by checksum and held in memory"
         else:
             how = "generated in memory"
         return Target(None, message=f"dataset {name!r} is {how}: it has no image files to check")
