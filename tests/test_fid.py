@@ -16,13 +16,15 @@ from ganzoo import run
 from ganzoo.data.base import DataError
 from ganzoo.data.fetch import download, manifest
 from ganzoo.errors import UserError
+from ganzoo.images import to_uint8
 from ganzoo.metrics import feature_scores as fs
 from ganzoo.metrics import features
+from ganzoo.metrics.fid import _uint8
 from ganzoo.metrics.reference import reference_stats
 from ganzoo.metrics.suite import EvalOptions
 from ganzoo.settings import OptimSettings
 
-from .conftest import invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settings
+from .conftest import TINY_OVERRIDES, invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settings
 
 # -- the math -------------------------------------------------------------------------------------
 
@@ -166,6 +168,16 @@ def test_reference_statistics_are_cached_and_do_not_depend_on_the_batch_size(tin
     assert torch.equal(a.features, b.features)  # the same subset
 
 
+def test_chunked_extraction_and_device_side_rounding_change_nothing():
+    net = TinyFeatures().eval()
+    images = torch.randint(0, 256, (10, 1, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    whole = features.FeatureExtractor("tiny", net, "", "none", torch.device("cpu"))(images)
+    chunked = features.FeatureExtractor("tiny", net, "", "none", torch.device("cpu"), max_batch=3)(images)
+    assert torch.allclose(whole[0], chunked[0], atol=1e-6) and torch.allclose(whole[1], chunked[1], atol=1e-6)
+    x = torch.linspace(-1.2, 1.2, 1001).reshape(1, 1, 1, -1)
+    assert torch.equal(_uint8(x), to_uint8(x))
+
+
 def test_unknown_extractor_is_one_line():
     with pytest.raises(UserError, match=r"unknown feature_extractor 'nope' \(known: .*inception.*judge"):
         features.build_extractor("nope", None, None, EvalOptions())
@@ -285,3 +297,13 @@ def test_fid_during_training_through_eval_metrics(tiny_extractor, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval/fid" in r]
     assert len(evals) == 2 and all(r["eval/fid"] > 0 and "eval/kid" in r for r in evals)
+
+
+def test_unknown_eval_metric_for_training_is_refused_before_the_run_folder(tmp_path, cli_runner):
+    run_dir = tmp_path / "run"
+    r = invoke(cli_runner, ["train", *TINY_OVERRIDES, "trainer.device=cpu", "trainer.eval_every=1",
+                            "trainer.eval_metrics=[fid,fdi]", f"hydra.run.dir={run_dir}"])
+    assert r.exit_code == 2
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "'fdi'" in lines[0] and "(known: " in lines[0], r.stderr
+    assert not run_dir.exists()

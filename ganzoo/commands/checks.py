@@ -42,6 +42,10 @@ class CheckSettings(Callback):
             trainer = OmegaConf.to_object(config.trainer)
             OmegaConf.to_object(config.optim)
             pick_device(trainer.device, key="trainer.device")
+            if trainer.eval_metrics is not None:
+                from ganzoo.metrics.suite import check_names
+
+                check_names(trainer.eval_metrics)
         except UserError as e:
             print(f"Error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

@@ -39,6 +39,7 @@ from .judge import train_judge
 from .suite import EvalOptions
 
 WEIGHTS = "fid_inception"  # the manifest entry of the Inception weights
+INCEPTION_BATCH = 50  # images per Inception forward: ~0.5 GB of activations at 299 px (the first conv's 64 x 147²)
 
 
 @dataclass
@@ -50,13 +51,17 @@ class FeatureExtractor:
     digest: str  # SHA-256 of the weights: part of the reference-statistics cache key, recorded in metrics.json
     resize: str  # how images reach the network's input ("tf1-bilinear-299", "none")
     device: torch.device
-    has_logits: bool = True
+    max_batch: int = 0  # images per forward (0: any): bounds the memory of a large network
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """uint8 images (any device) -> float32 features and logits on the CPU."""
-        feats, logits = self.net(images.to(self.device))
-        return feats.float().cpu(), None if logits is None else logits.float().cpu()
+        feats, logits = [], []
+        for chunk in images.split(self.max_batch or images.shape[0]):
+            f, lg = self.net(chunk.to(self.device))
+            feats.append(f.float().cpu())
+            logits.append(None if lg is None else lg.float().cpu())
+        return torch.cat(feats), None if logits[0] is None else torch.cat(logits)
 
 
 Split = Callable[[], ImageDataset]
@@ -128,7 +133,8 @@ def inception(train: Split, test: Split, opts: EvalOptions) -> FeatureExtractor:
     def run(images: Tensor) -> tuple[Tensor, Tensor]:
         return net(_to_rgb(images))
 
-    return FeatureExtractor("inception", run, manifest.get(WEIGHTS).sha256, "tf1-bilinear-299", opts.device)
+    return FeatureExtractor("inception", run, manifest.get(WEIGHTS).sha256, "tf1-bilinear-299", opts.device,
+                            max_batch=INCEPTION_BATCH)
 
 
 def state_digest(net: nn.Module) -> str:

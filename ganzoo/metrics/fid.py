@@ -29,7 +29,6 @@ from ..build import Splits
 from ..data.base import ImageDataset
 from ..data.loader import to_float
 from ..errors import UserError
-from ..images import to_uint8
 from ..models.base import CONDITIONAL, GENERATE, TRANSLATE, GANModel
 from ..registry import SUITES
 from .feature_scores import (
@@ -46,6 +45,11 @@ from .suite import EvalOptions, MetricSuite
 from .translation import DIRECTIONS, domain_images, domain_view, test_changes
 
 NAMES = ("fid", "kid", "is", "pr")
+
+
+def _uint8(images: Tensor) -> Tensor:
+    """[-1, 1] -> uint8 as `images.to_uint8` (the levels a PNG of the samples stores), on the device."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 class _RealDomain:
@@ -123,13 +127,13 @@ class FeatureMetrics(MetricSuite):
         for i in range(0, o.n_samples, o.batch_size):
             b = min(o.batch_size, o.n_samples - i)
             labels = (torch.arange(i, i + b, device=o.device) % k) if k else None
-            yield to_uint8(model.generate(b, labels=labels, generator=g))
+            yield _uint8(model.generate(b, labels=labels, generator=g))
 
     def _translated(self, model: GANModel, direction: str) -> Iterator[Tensor]:
         """uint8 translations of the src test images (up to `n_samples`), in batches."""
         src = domain_images(self.test, DIRECTIONS[direction][0])[0][:self.opts.n_samples]
         for b in src.split(self.opts.batch_size):
-            yield to_uint8(model.translate(to_float(b).to(self.opts.device), direction))
+            yield _uint8(model.translate(to_float(b).to(self.opts.device), direction))
 
     def _score(self, batches: Iterator[Tensor], real: _RealDomain, prefix: str) -> tuple[dict, dict]:
         ex = real.extractor
