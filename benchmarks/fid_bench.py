@@ -69,14 +69,16 @@ def timing(args) -> None:
         x = torch.randint(0, 256, (args.images, ch, side, side), dtype=torch.uint8)
         with torch.no_grad():
             net(x[:2].expand(-1, 3, -1, -1).to(dev))  # warm-up
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for b in x.split(args.batch):
                 net(b.expand(-1, 3, -1, -1).to(dev))
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-        print(f"{side} px: {args.images} images in {dt:.1f} s ({1000 * dt / args.images:.1f} ms/image) -> "
-              f"{args.n} images ≈ {dt / args.images * args.n / 60:.1f} min")
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{side} px: {args.images} images in {dt:.1f} s wall, {cpu:.1f} s CPU ({1000 * dt / args.images:.1f} "
+              f"ms/image wall) -> {args.n} images ≈ {dt / args.images * args.n / 60:.1f} min wall, "
+              f"{cpu / args.images * args.n / 60 / torch.get_num_threads():.1f} min on {torch.get_num_threads()} "
+              f"free cores; load {os.getloadavg()[0]:.1f}")
     g = torch.Generator().manual_seed(0)
     a, b = (torch.randn(4096, 2048, generator=g, dtype=torch.float64) for _ in range(2))
     s1, s2 = fs.mean_cov(a)[1], fs.mean_cov(b)[1]

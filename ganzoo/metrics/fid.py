@@ -82,6 +82,8 @@ class FeatureMetrics(MetricSuite):
         elif model.can(TRANSLATE) and info.channels_b:
             self.test = splits.get("test", **test_changes(splits.cfg))
             self.directions = [d for d in model.directions() if d in DIRECTIONS]
+            if not self.directions:
+                raise UserError(f"model {opts.model_name!r} translates in neither direction of dataset {info.name!r}")
             self.domains = {}
             for d in self.directions:
                 dst = DIRECTIONS[d][1]
