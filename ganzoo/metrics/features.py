@@ -9,6 +9,8 @@
   logits (pool3 @ W without the bias, as the original IS code) for IS. The weights file comes
   through ganzoo's download manifest (`fid_inception`, SHA-256 pinned) into the data home, or from
   `inception_weights=<file>` (checked against the same digest): never a hidden hub download.
+  torch-fidelity reads the file with `torch.load(weights_only=False)` (a pickle): the digest is
+  checked before, so only the published file is ever unpickled.
 - `judge`: a stand-in for small labeled sets (MNIST, the built-in digits), where the ImageNet network
   is slow on a CPU and sees 28 px digits upscaled ~10x: the dataset's judge classifier
   (`metrics.judge`, trained once on the train split and cached), features its 1152-d penultimate
