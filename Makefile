@@ -14,10 +14,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,fid]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install ganzoo with its dev extras
+install: $(STAMP) ## create .venv and install ganzoo with its dev and fid extras
 
 # The main job: DCGAN on the built-in digits, sized for ~4 minutes on 2 CPU cores (half-width nets,
 # batch 64, 3000 steps, EMA of G). Drop RUN_ARGS for the paper's full-size defaults.

@@ -53,6 +53,11 @@ class EvalConfig:
     judge_epochs: int = 2  # epochs of the judge classifier (trained once per dataset, cached)
     seed: int = 0
     data: Optional[str] = None  # noqa: UP045 - super-resolution runs: a folder of HR images (default: the test split)
+    metrics: Optional[List[str]] = None  # noqa: UP006, UP045 - suites by name, e.g. [fid,kid] (default: the model's own)
+    n_samples: int = 10000  # fid/kid/is/pr: generated images (translators: up to this many test images)
+    reference: str = "train"  # fid/kid/pr of generators: the real split compared with (train | test)
+    feature_extractor: str = "inception"  # fid/kid/is/pr network: inception | judge (stand-in for digit sets)
+    inception_weights: Optional[str] = None  # noqa: UP045 - the FID Inception .pth (default: the data home's copy)
 
 
 @dataclass

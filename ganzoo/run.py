@@ -131,7 +131,9 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         with torch.random.fork_rng(devices=[]):  # a judge trained now must not shift the run's random stream
             evaluation = Evaluation(model, Splits(dataset_cfg, train=data),
                                     EvalOptions(device=device, n_per_class=trainer.eval_n_per_class,
-                                                model_name=model_name))
+                                                model_name=model_name, n_samples=trainer.eval_samples,
+                                                feature_extractor=trainer.eval_feature_extractor),
+                                    names=trainer.eval_metrics)
 
         def evaluator(open_model, has_ema: bool) -> dict[str, float]:
             return scalars(evaluation.run(open_model, has_ema))

@@ -31,6 +31,9 @@ class TrainerSettings:
     n_samples: int = 64  # images in each sample grid
     eval_every: int = 0  # steps between evaluations of the live (EMA) model, `ganzoo eval`'s metrics (0: off)
     eval_n_per_class: int = 100  # generated images per class for those evaluations
+    eval_metrics: Optional[List[str]] = None  # noqa: UP006, UP045 - suites to compute (null: the model's own), e.g. [fid]
+    eval_samples: int = 10000  # generated images for fid/kid/is/pr at each evaluation
+    eval_feature_extractor: str = "inception"  # fid/kid/is/pr feature network: inception | judge (digit sets)
     num_workers: int = 0  # DataLoader workers when the data is not preloaded
     preload: Optional[bool] = None  # noqa: UP045 - null: preload when the dataset fits in preload_max_mb
     preload_max_mb: int = 2048
@@ -147,6 +150,7 @@ TRAINER_CHECKS: dict[str, Check] = {
     "n_samples": at_least(1),
     "eval_every": at_least(0),
     "eval_n_per_class": at_least(1),
+    "eval_samples": at_least(2),
     "num_workers": at_least(0),
     "preload_max_mb": at_least(0),
     "worker_timeout": at_least(0, integer=False, open_=True),

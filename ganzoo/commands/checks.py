@@ -22,7 +22,8 @@ from ganzoo.settings import DEVICE, Check, at_least, check_all
 SAMPLE_CHECKS: dict[str, Check] = {"n": at_least(1), "nrow": at_least(1, null=True),
                                    "per_class": at_least(1, null=True), "batch_size": at_least(1), "device": DEVICE}
 EVAL_CHECKS: dict[str, Check] = {"n_per_class": at_least(1), "batch_size": at_least(1), "judge_epochs": at_least(1),
-                                 "device": DEVICE}
+                                 "device": DEVICE, "n_samples": at_least(2),
+                                 "reference": Check(choices=("train", "test"))}
 # direction= is checked first thing by translate.translate itself (AtoB | BtoA)
 TRANSLATE_CHECKS: dict[str, Check] = {"batch_size": at_least(1), "device": DEVICE}
 
@@ -45,6 +46,10 @@ class CheckSettings(Callback):
             OmegaConf.to_object(config.optim)
             device = pick_device(trainer.device, key="trainer.device")
             check_devices(trainer.devices, device, trainer.batch_size, trainer.sync_bn, launcher_world())
+            if trainer.eval_metrics is not None:
+                from ganzoo.metrics.suite import check_names
+
+                check_names(trainer.eval_metrics)
         except UserError as e:
             print(f"Error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

@@ -24,16 +24,20 @@ def main(cfg: DictConfig) -> None:
     args = OmegaConf.to_container(cfg, resolve=True)
     check_args(args, EVAL_CHECKS)
     # eval's Hydra logging is off: show the judge's lines (its first training takes minutes) on stderr
-    judge_log, shown = logging.getLogger("ganzoo.metrics.judge"), logging.StreamHandler(sys.stderr)
+    # and the reference statistics' (computed once per dataset, minutes on a CPU)
+    shown = logging.StreamHandler(sys.stderr)
     shown.setFormatter(logging.Formatter("%(message)s"))
-    judge_log.addHandler(shown)
-    level, disabled = judge_log.level, judge_log.disabled
-    judge_log.setLevel(logging.INFO)
-    judge_log.disabled = False  # Hydra's disabled logging turns off the loggers that exist when it starts
+    loggers = [logging.getLogger(f"ganzoo.metrics.{m}") for m in ("judge", "reference")]
+    saved = [(lg.level, lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(shown)
+        lg.setLevel(logging.INFO)
+        lg.disabled = False  # Hydra's disabled logging turns off the loggers that exist when it starts
     try:
         metrics, path = evaluate(**args, on_metrics=lambda m: Console().print(table(m)))  # printed before written
     finally:
-        judge_log.removeHandler(shown)
-        judge_log.setLevel(level)
-        judge_log.disabled = disabled
+        for lg, (level, disabled) in zip(loggers, saved):
+            lg.removeHandler(shown)
+            lg.setLevel(level)
+            lg.disabled = disabled
     stderr_console().print(f"wrote {path}", markup=False)

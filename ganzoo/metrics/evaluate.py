@@ -12,6 +12,8 @@ The suites (`metrics.suite`; each module documents its metrics):
   (`metrics.translation`);
 - `super_resolution` (SRResNet, SRGAN): Y-channel PSNR/SSIM vs bicubic on the test images or
   `data=<folder>` (`metrics.sr`).
+- `fid`, `kid`, `is`, `pr` (any model that generates from noise or translates between two domains;
+  asked by name: `metrics=[fid,kid]`): feature-space scores against real images (`metrics.fid`).
 
 The checkpoint is loaded (and its hash checked) once; the live and EMA models are rebuilt from it in
 memory, and each split of the run's dataset is built once.
@@ -29,24 +31,30 @@ from ..errors import UserError
 from ..runtime import pick_device
 from ..storage import atomic_write
 from .sr import sr_table
-from .suite import EvalOptions, Evaluation, fixed_models
+from .suite import EvalOptions, Evaluation, check_names, fixed_models
 
 
 def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device: str = "auto",
              judge_epochs: int = 2, seed: int = 0, out: str | None = None,
-             data: str | None = None, on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
+             data: str | None = None, metrics: list[str] | None = None, n_samples: int = 10000,
+             reference: str = "train", feature_extractor: str = "inception", inception_weights: str | None = None,
+             on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
     """The metrics of a run's newest checkpoint (see the module doc); returns them and the JSON file
-    written. `data=<folder of HR images>`: super-resolution runs only. `on_metrics(metrics)` runs
-    before the file is written (the command prints them: a failed write loses nothing)."""
+    written. `metrics`: the suites to compute (default: the model's own). `data=<folder of HR
+    images>`: super-resolution runs only. `on_metrics(metrics)` runs before the file is written (the
+    command prints them: a failed write loses nothing)."""
+    if metrics is not None:
+        check_names(metrics)  # before the checkpoint is read: a typo costs nothing
     dev = pick_device(device)
     ckpt = load_run(run, map_location=dev)
     model = model_from_checkpoint(ckpt, device=dev, ema=True)
     name = ckpt["model"]["name"]
-    if data is not None and "super_resolution" not in model.metric_suites():
+    if data is not None and "super_resolution" not in (metrics or model.metric_suites()):
         raise UserError(f"data={data} is for super-resolution runs and run {run} is a {name} run: drop data=")
     opts = EvalOptions(device=dev, n_per_class=n_per_class, batch_size=batch_size, judge_epochs=judge_epochs,
-                       seed=seed, model_name=name, data=data)
-    evaluation = Evaluation(model, Splits(ckpt["dataset"]), opts)
+                       seed=seed, model_name=name, data=data, n_samples=n_samples, reference=reference,
+                       feature_extractor=feature_extractor, inception_weights=inception_weights)
+    evaluation = Evaluation(model, Splits(ckpt["dataset"]), opts, names=metrics)
     has_ema = bool(ckpt.get("ema"))
     open_model = fixed_models(lambda: model_from_checkpoint(ckpt, device=dev, ema=False),
                               lambda: model)

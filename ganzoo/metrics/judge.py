@@ -39,14 +39,24 @@ def real_images(dataset: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
     data = dataset.tensors()
     if "label" not in data:
         raise UserError(f"dataset {dataset.info.name!r} has no labels")
-    img, res = data["image"], dataset.info.resolution
+    return at_resolution(dataset, data["image"]), data["label"]
+
+
+def dataset_images(dataset: ImageDataset) -> torch.Tensor:
+    """Every image of a (labeled or not) dataset, uint8 [N, C, R, R] at the training resolution."""
+    return at_resolution(dataset, dataset.tensors()["image"])
+
+
+def at_resolution(dataset: ImageDataset, img: torch.Tensor) -> torch.Tensor:
+    """uint8 images of `dataset` centre-cropped (else area-resized) to its training resolution."""
+    res = dataset.info.resolution
     if img.shape[-1] != res:
         room, b = img.shape[-1] - res, img.shape[0]
         img = augment_batch(img, dataset.augment, torch.zeros(b, dtype=torch.bool),
                             torch.full((b, 2), room // 2), res)
         if img.shape[-1] != res:  # no crop configured: resize
             img = F.interpolate(img.float(), size=res, mode="area").round().clamp(0, 255).to(torch.uint8)
-    return img, data["label"]
+    return img
 
 
 def judge_path(dataset: ImageDataset, epochs: int) -> Path:

@@ -41,10 +41,19 @@ class EvalOptions:
     seed: int = 0
     model_name: str = "model"
     data: str | None = None  # super-resolution: a folder of HR images instead of the run's test split
+    # FID/KID/IS/precision-recall (`metrics.fid`)
+    n_samples: int = 10000  # generated images scored (the common protocol: 10k against the train split)
+    reference: str = "train"  # the split of real images generators are compared with (translators: test)
+    feature_extractor: str = "inception"  # a name in `metrics.features.EXTRACTORS`
+    inception_weights: str | None = None  # the FID Inception weights file (default: the data home's)
 
     def __post_init__(self):
         if self.n_per_class < 1 or self.batch_size < 1:
             raise UserError(f"n_per_class={self.n_per_class}, batch_size={self.batch_size}: both must be at least 1")
+        if self.n_samples < 2:
+            raise UserError(f"n_samples={self.n_samples}: FID/KID/IS/precision-recall need at least 2 images")
+        if self.reference not in ("train", "test"):
+            raise UserError(f"reference={self.reference}: use train or test")
 
 
 class MetricSuite:
@@ -58,6 +67,11 @@ class MetricSuite:
 
     def metrics(self, model: GANModel) -> dict:
         raise NotImplementedError
+
+    def absorb(self, name: str) -> bool:
+        """Whether this suite also computes suite `name` (requested with it), so that one pass of
+        samples serves several metrics (FID, KID, IS and precision/recall share their features)."""
+        return False
 
     def __call__(self, model: GANModel) -> dict:
         was_training = model.training
@@ -81,17 +95,17 @@ def labeled_test(model: GANModel, splits: Splits, opts: EvalOptions, what: str):
 class Evaluation:
     """The suites a model declares, built once for its dataset; `run(open_model, has_ema)` scores it."""
 
-    def __init__(self, model: GANModel, splits: Splits, opts: EvalOptions):
-        names = model.metric_suites()
-        if not names:
-            raise UserError(f"model {opts.model_name!r} declares no metric suite: nothing to evaluate")
+    def __init__(self, model: GANModel, splits: Splits, opts: EvalOptions, names: list[str] | None = None):
+        """`names`: the suites to compute (default: those the model declares)."""
+        if names is None:
+            names = list(model.metric_suites())
+            if not names:
+                raise UserError(f"model {opts.model_name!r} declares no metric suite: nothing to evaluate")
+        check_names(names)
         self.suites: list[MetricSuite] = []
         for name in names:
-            try:
-                cls = SUITES.get(name)
-            except UnknownName as e:
-                raise UserError(str(e)) from None
-            self.suites.append(cls(model, splits, opts))
+            if not any(s.absorb(name) for s in self.suites):
+                self.suites.append(SUITES.get(name)(model, splits, opts))
 
     def run(self, open_model: OpenModel, has_ema: bool) -> dict:
         out: dict = {}
@@ -105,6 +119,17 @@ class Evaluation:
             ema = {f"{k}_ema": out.pop(k) for k in live_out}
             out = {**live_out, **ema, **out}
         return out
+
+
+def check_names(names: list[str]) -> None:
+    """Refuse an empty list or an unknown suite name in one line listing the known ones."""
+    if not names:
+        raise UserError(f"metrics=[]: name at least one metric suite (known: {', '.join(SUITES.names())})")
+    for name in names:
+        try:
+            SUITES.get(name)
+        except UnknownName as e:
+            raise UserError(f"metrics: {e}") from None
 
 
 def fixed_models(live: Callable[[], GANModel], ema: Callable[[], GANModel]) -> OpenModel:

@@ -36,7 +36,7 @@ from .suite import EvalOptions, MetricSuite
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
 
 
-def _domain(dataset: ImageDataset, which: str) -> tuple[Tensor, Tensor | None]:
+def domain_images(dataset: ImageDataset, which: str) -> tuple[Tensor, Tensor | None]:
     """Every item of one domain once, centre-cropped to the training resolution: (uint8 [n, C, R, R], labels)."""
     images, labels = dataset.domain(which)
     r = dataset.info.resolution
@@ -50,7 +50,7 @@ def _domain(dataset: ImageDataset, which: str) -> tuple[Tensor, Tensor | None]:
 
 def domain_view(dataset: ImageDataset, which: str) -> TensorImageDataset:
     """One labeled domain of a two-domain set as a plain labeled image set (for `train_judge`)."""
-    images, labels = _domain(dataset, which)
+    images, labels = domain_images(dataset, which)
     info = dataset.info
     view = DataInfo(name=f"{info.name}:{which}", channels=images.shape[1], resolution=info.resolution,
                     num_classes=info.num_classes, size=images.shape[0], fields=("image", "label"),
@@ -58,7 +58,7 @@ def domain_view(dataset: ImageDataset, which: str) -> TensorImageDataset:
     return TensorImageDataset(view, images, labels)
 
 
-def _test_changes(dataset_cfg: dict) -> dict:
+def test_changes(dataset_cfg: dict) -> dict:
     """The changes to the dataset config for the test view: as the reference's test options, no random crop."""
     if dataset_cfg.get("preprocess", "resize_and_crop") == "resize_and_crop" and "crop_size" in dataset_cfg \
             and "load_size" in dataset_cfg:
@@ -82,10 +82,10 @@ class Translation(MetricSuite):
             raise UserError(f"model {opts.model_name!r} on dataset {info.name!r}: translation metrics need a "
                             f"two-domain dataset (A and B images)")
         self.info, self.device, self.batch_size, self.seed = info, opts.device, opts.batch_size, opts.seed
-        self.test = splits.get("test", **_test_changes(splits.cfg))
+        self.test = splits.get("test", **test_changes(splits.cfg))
         self.labeled = info.num_classes > 0 and "label" in info.fields
         limit = opts.n_per_class * info.num_classes if self.labeled else None
-        self.real = {k: tuple(None if t is None else t[:limit] for t in _domain(self.test, k)) for k in ("A", "B")}
+        self.real = {k: tuple(None if t is None else t[:limit] for t in domain_images(self.test, k)) for k in ("A", "B")}
         self.directions = [d for d in model.directions() if d in DIRECTIONS]
         if not self.directions:
             raise UserError(f"model {opts.model_name!r} translates in neither direction of dataset {info.name!r}")

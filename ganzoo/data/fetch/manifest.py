@@ -20,6 +20,10 @@ Hashes (`sha256`), pinned from published checksum lists of the very same files:
 - SVHN's cropped-digit .mat files: TensorFlow Datasets `url_checksums/svhn_cropped.txt`;
 - VGG19: torchvision names the file after the first 8 hex digits of its SHA-256 (`dcbb9e9d`); the
   full digest below starts with them and is the one other projects pin for this URL.
+- the FID Inception: pytorch-fid's release names the file after the first 8 hex digits of its
+  SHA-256 (`6726825d`); the full digest is the one widely pinned for this 95,628,359-byte file
+  (torch-fidelity serves the same bytes under the same prefix). Not verifiable from this machine (no
+  internet): a download checks it before the file takes its name, as for every pinned entry.
 No SHA-256 is published for the pix2pix tarballs, the pretrained CycleGAN/pix2pix generators
 (their download scripts use wget with no check) or the USPS files (torchvision lists MD5s only):
 `sha256=None`. The first successful download of
@@ -161,6 +165,11 @@ _ENTRIES: list[Entry] = [
           "USPS handwritten digits, train split (7,291 grey 16x16; libsvm text, bz2)"),
     Entry("usps/test", f"{USPS}/usps.t.bz2", None, None, "file", "",
           "USPS handwritten digits, test split (2,007 grey 16x16; libsvm text, bz2)"),
+    # the feature network of FID/KID/IS/precision-recall (ganzoo.metrics.features)
+    Entry("fid_inception", "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+          "pt_inception-2015-12-05-6726825d.pth",
+          "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", 95_628_359, "weights", "",
+          "the TF-ported FID Inception v3 (pt_inception-2015-12-05, as pytorch-fid and torch-fidelity)"),
     # official pretrained generators (scripts/download_cyclegan_model.sh, download_pix2pix_model.sh)
     _cyclegan_model("horse2zebra", "horse -> zebra"),
     _cyclegan_model("zebra2horse", "zebra -> horse"),
