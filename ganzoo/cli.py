@@ -35,7 +35,11 @@ HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo trai
                   "eval": ("ganzoo.commands.eval", "Evaluate a run: ganzoo eval run=<dir> "
                            "[n_per_class=1000] [out=metrics.json] (accuracy, code matching, class histogram)"),
                   "translate": ("ganzoo.commands.translate", "Translate images with a run: ganzoo translate "
-                                "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]")}
+                                "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]"),
+                  "export": ("ganzoo.commands.export", "Export a run's generator/translator, checked against the "
+                             "model: ganzoo export run=<dir> format=onnx|torchscript|safetensors [out=<file|folder>]"),
+                  "serve": ("ganzoo.commands.serve", "A local web page to sample or translate: ganzoo serve "
+                            "run=<dir> [port=7860] [host=127.0.0.1]")}
 CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
 _DETAIL = re.compile(r"^\s*(full_key|reference_type|object_type|value_type|key|msg):")
 

@@ -1,0 +1,1 @@
+"""`ganzoo serve`: a local web page to sample and translate (work in progress on this branch)."""
