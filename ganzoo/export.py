@@ -150,9 +150,9 @@ def _onnx(graph: Graph, ref, meta: dict, path: Path, atol: float) -> float:
     return result["diff"]
 
 
-def _safetensors(model: GANModel, meta: dict, path: Path, atol: float) -> float:
+def _safetensors(model: GANModel, meta: dict, path: Path, atol: float, seed: int) -> float:
     inference = {}
-    for graph in graphs(model):  # trace nothing: run each graph once to learn its inference mode
+    for graph in graphs(model, seed=seed):  # trace nothing: run each graph once to learn its inference mode
         with torch.no_grad():
             graph.module(*graph.trace_inputs)
         inference[graph.name] = {**graph.facts, **inference_mode(graph)}
@@ -161,7 +161,7 @@ def _safetensors(model: GANModel, meta: dict, path: Path, atol: float) -> float:
     def check() -> None:
         fresh, _ = read_weights(temp_path(path), device=torch.device("cpu"))
         diffs = []
-        for graph, again in zip(graphs(model), graphs(fresh)):
+        for graph, again in zip(graphs(model, seed=seed), graphs(fresh, seed=seed)):
             ref, got = reference(model, graph), reference(fresh, again)
             diffs += [max_diff(got(*x), ref(*x)) for x in graph.check_inputs]
         result["diff"] = max(diffs)
@@ -193,17 +193,14 @@ def export(*, run: str, format: str, out: str | None = None, ema: bool = True, a
         raise UserError(f"format={format}: use one of {', '.join(FORMATS)}")
     if not atol >= 0:
         raise UserError(f"atol={atol}: give a tolerance >= 0 (the default 1e-4 suits images in [-1, 1])")
-    if format == "onnx":
-        require("onnx"), require("onnxruntime")
-    else:
-        require("safetensors") if format == "safetensors" else None
+    for module in {"onnx": ("onnx", "onnxruntime"), "safetensors": ("safetensors",)}.get(format, ()):
+        require(module)  # before loading anything: a missing extra is one line naming it
     target = _out_path(out, run, format)
     model, meta = load_source(run, ema=ema)
-    torch.manual_seed(seed)
     done = []
     if format == "safetensors":
         t0 = time.perf_counter()
-        diff = _safetensors(model, meta, target, atol)
+        diff = _safetensors(model, meta, target, atol, seed)
         return [Exported(target, "nets", diff, time.perf_counter() - t0)]
     found = graphs(model, seed=seed)
     for graph in found:

@@ -222,6 +222,20 @@ def test_page_samples_a_grid_picks_a_class_and_changes_the_seed(runs, browser, s
     _shot(page, "generator_error")
 
 
+def test_page_slides_a_continuous_code(runs, browser, server):
+    page = browser.new_page()
+    page.goto(server(build(run=str(runs("infogan")), device="cpu")))
+    _loaded(page, "#grid")
+    page.wait_for_selector("#code-box", state="visible")
+    page.select_option("#code", "c2")
+    page.wait_for_function("() => document.querySelector('#grid').naturalHeight === 32")  # one row: c1 = 0..9
+    before = page.get_attribute("#grid", "src")
+    page.eval_on_selector("#value", "e => { e.value = '1.6'; e.dispatchEvent(new Event('input')); }")
+    page.wait_for_function(f"() => document.querySelector('#grid').src !== '{before}'")
+    assert page.inner_text("#value-text") == "1.6" and not page.is_visible("#error")
+    _shot(page, "generator_code_slider")
+
+
 def test_page_translates_an_upload_and_shows_errors(runs, browser, server, tmp_path):
     page = browser.new_page()
     page.goto(server(build(run=str(runs("cyclegan")), device="cpu")))
