@@ -37,7 +37,11 @@ HYDRA_COMMANDS = {"train": ("ganzoo.commands.train", "Train a model: ganzoo trai
                   "translate": ("ganzoo.commands.translate", "Translate images with a run: ganzoo translate "
                                 "run=<dir> input=<image|folder> [out=<folder>] [direction=AtoB|BtoA]"),
                   "report": ("ganzoo.commands.report", "Plots and tables of a run or a sweep: ganzoo report "
-                             "run=<dir> | sweep=<multirun dir> [sort=<metric>] (HTML, Markdown, CSV)")}
+                             "run=<dir> | sweep=<multirun dir> [sort=<metric>] (HTML, Markdown, CSV)"),
+                  "export": ("ganzoo.commands.export", "Export a run's generator/translator, checked against the "
+                             "model: ganzoo export run=<dir> format=onnx|torchscript|safetensors [out=<file|folder>]"),
+                  "serve": ("ganzoo.commands.serve", "A local web page to sample or translate: ganzoo serve "
+                            "run=<dir> [port=7860] [host=127.0.0.1]")}
 CONFIG_GROUPS = ("model", "dataset", "trainer", "optim")
 _DETAIL = re.compile(r"^\s*(full_key|reference_type|object_type|value_type|key|msg):")
 

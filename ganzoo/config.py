@@ -29,7 +29,8 @@ class TrainConfig:
 
 @dataclass
 class SampleConfig:
-    run: str = MISSING  # a run folder made by `ganzoo train`
+    run: Optional[str] = None  # noqa: UP045 - a run folder made by `ganzoo train` (or weights=)
+    weights: Optional[str] = None  # noqa: UP045 - a .safetensors file written by `ganzoo export`
     n: int = 64
     out: Optional[str] = None  # noqa: UP045 - a .png (one grid) or a folder (one PNG per image)
     seed: int = 0
@@ -91,6 +92,29 @@ class TranslateConfig:
     trainer: Any = None
 
 
+@dataclass
+class ExportConfig:
+    run: str = MISSING  # a run folder made by `ganzoo train`
+    format: str = MISSING  # onnx | torchscript | safetensors
+    out: Optional[str] = None  # noqa: UP045 - a file (.onnx, .pt, .safetensors) or a folder (default <run>/export)
+    ema: bool = True  # export the EMA weights when the run has them
+    atol: float = 1e-4  # the largest abs difference from the PyTorch model the check accepts (images in [-1, 1])
+    seed: int = 0  # the fixed inputs of the check
+
+
+@dataclass
+class ServeConfig:
+    run: Optional[str] = None  # noqa: UP045 - a run folder made by `ganzoo train` (or weights=)
+    weights: Optional[str] = None  # noqa: UP045 - a .safetensors file written by `ganzoo export`
+    host: str = "127.0.0.1"  # localhost only; 0.0.0.0 exposes the page to the network (see docs/deploy.md)
+    port: int = 7860
+    ema: bool = True
+    device: str = "auto"
+    max_upload_mb: int = 20  # uploads above this are refused (413)
+    max_pixels: int = 4194304  # an untiled translator refuses a larger image (413); tiled ones take any size
+    max_grid: int = 64  # most images one grid request may ask for
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
@@ -98,5 +122,7 @@ def register() -> None:
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="export_schema", node=ExportConfig)
+    cs.store(name="serve_schema", node=ServeConfig)
     cs.store(name="trainer_schema", node=TrainerSettings)
     cs.store(name="optim_schema", node=OptimSettings)

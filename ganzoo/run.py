@@ -16,7 +16,7 @@ from .build import (
     build_dataset,
     build_model,
     labeled_subset_args,
-    load_model,
+    load_model,  # noqa: F401 - part of this module's API (run.load_model)
     load_pretrained,
     split_name,
 )
@@ -29,6 +29,7 @@ from .errors import UserError
 from .images import save_grid, save_images
 from .metrics.suite import EvalOptions, Evaluation, scalars
 from .models.base import CONDITIONAL, TRANSLATE, TRAVERSE, class_rows
+from .portable import load_inference_model
 from .runtime import check_devices, pick_device, rank_seed, seed_everything
 from .settings import OptimSettings, TrainerSettings, resolve_epochs
 from .trainer import Trainer
@@ -159,24 +160,27 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
 
 
 @torch.no_grad()
-def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool = True, nrow: int | None = None,
+def sample(*, run: str | None = None, weights: str | None = None, n: int, out: str | None = None, seed: int = 0, ema: bool = True, nrow: int | None = None,
            labels: list[int] | None = None, per_class: int | None = None, batch_size: int = 256,
            device: str = "auto", traverse: str | None = None) -> Path:
     """n images (or one per entry of `labels`, or `per_class` per class, one row each) as a PNG grid
     (`out` ending in .png) or a folder of PNGs. `traverse=<code>` (models with latent codes, e.g.
     InfoGAN's c2): a grid with one row per categorical code value and `nrow` columns (default 10)
     that vary the continuous code from -2 to 2, everything else fixed (`n` is not used). Image-to-image
-    models (with `translate`): their training grid (input | output | ...) on n images of the test split."""
+    models (with `translate`): their training grid (input | output | ...) on n images of the test split.
+    `weights=<file.safetensors>` (written by `ganzoo export`) instead of `run`: the model from that file;
+    the default output then goes beside it."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
     _check_out(out)
     dev = pick_device(device)
-    model, ckpt = load_model(run, device=dev, ema=ema)
+    model, ckpt = load_inference_model(run, weights, device=dev, ema=ema)
+    folder = Path(run) / "samples" if run is not None else Path(weights).parent / f"{Path(weights).stem}_samples"
     name, k = ckpt["model"]["name"], model.data.num_classes
     if model.can(TRANSLATE):  # image-to-image: the training grid on n test images
         test = BatchStream(build_dataset(ckpt["dataset"], split="test"), batch_size=1, seed=seed, device=dev)
         images = model.preview(n, generator=torch.Generator(dev).manual_seed(seed), batch=test.fixed_batch(n))
-        return _write(images.cpu(), out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
+        return _write(images.cpu(), out, folder / f"sample_step{ckpt['step']}_seed{seed}.png",
                       nrow or model.grid_nrow(images.shape[0]), "sample_")
     if traverse is not None:
         if not model.can(TRAVERSE):
@@ -191,7 +195,7 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
         if steps < 1:
             raise UserError(f"nrow={steps}: a traversal needs at least one column")
         images, nrow = model.traverse(traverse, steps, torch.Generator(dev).manual_seed(seed))
-        return _write(images.cpu(), out, Path(run) / "samples" / f"traverse_{traverse}_step{ckpt['step']}_seed{seed}.png",
+        return _write(images.cpu(), out, folder / f"traverse_{traverse}_step{ckpt['step']}_seed{seed}.png",
                       nrow, f"traverse_{traverse}_")
     label_t = None
     if labels is not None or per_class is not None:
@@ -215,7 +219,7 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
                                        labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
                         for i in range(0, n, batch_size)])
-    return _write(images, out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
+    return _write(images, out, folder / f"sample_step{ckpt['step']}_seed{seed}.png",
                   nrow or model.grid_nrow(n), "sample_")
 
 

@@ -50,9 +50,10 @@ from .data.builders.translation_folders import _oriented_size
 from .data.fetch import download, manifest
 from .data.files.imagecheck import is_image_file, load_image
 from .errors import UserError
-from .models.base import DIRECTIONS, TRANSLATE
+from .models.base import DIRECTIONS, TRANSLATE, GANModel
 from .nn.norm import run_as_trained
 from .nn.translation import load_official_generator
+from .portable import PORTABLE_SUFFIX, read_weights
 from .runtime import pick_device
 from .storage import atomic_write
 
@@ -230,10 +231,15 @@ def translate_tiled(t: Translator, image: np.ndarray, rounding: str, progress: P
 def from_run(run: str, *, device: torch.device, ema: bool, direction: str | None) -> tuple[Translator, str]:
     """The run's model as a Translator, and the direction it will translate."""
     model, ckpt = load_model(run, device=device, ema=ema)
-    name = ckpt["model"]["name"]
+    return from_model(model, ckpt["model"]["name"], direction, source=f"run {run}", sample=f"run={run}")
+
+
+def from_model(model: GANModel, name: str, direction: str | None, *, source: str,
+               sample: str) -> tuple[Translator, str]:
+    """A loaded model (from a run folder or a ganzoo weights file) as a Translator, and its direction."""
     if not model.can(TRANSLATE):
-        raise UserError(f"run {run} holds a {name} model, which generates from noise and does not translate "
-                        f"images: use ganzoo sample run={run}")
+        raise UserError(f"{source} holds a {name} model, which generates from noise and does not translate "
+                        f"images: use ganzoo sample {sample}")
     directions = model.directions()
     direction = direction or directions[0]
     if direction not in DIRECTIONS:
@@ -247,7 +253,7 @@ def from_run(run: str, *, device: torch.device, ema: bool, direction: str | None
     def fn(x: Tensor) -> Tensor:
         return model.translate(x, direction)
 
-    return (Translator(fn, model.source_channels(direction), model.pad_multiple, model.scale, device, name,
+    return (Translator(fn, model.source_channels(direction), model.pad_multiple, model.scale, model.device, name,
                        model.tiling(direction)), direction)
 
 
@@ -269,6 +275,12 @@ def from_weights(weights: str, model: str | None, *, device: torch.device, direc
     """An official generator (.pth or download name) as a Translator: pix2pix's as the paper and test.py
     (dropout on, each image's own batch statistics), CycleGAN's in eval mode (the same function for its
     instance-norm, dropout-free nets); `eval_mode` runs either in eval mode (test.py --eval)."""
+    if str(weights).endswith(PORTABLE_SUFFIX):  # a ganzoo export: the file names its model
+        if model is not None or eval_mode:
+            raise UserError(f"weights={weights} is a ganzoo weights file, which knows its model: drop model= "
+                            "and model.eval_mode=")
+        net, meta = read_weights(weights, device=device)
+        return from_model(net, meta["model"]["name"], direction, source=f"weights={weights}", sample=f"weights={weights}")
     if model not in OFFICIAL_MODELS:
         raise UserError(f"weights= loads an official generator: say which with model=cyclegan or model=pix2pix"
                         f"{'' if model is None else f' (not {model})'}")

@@ -21,10 +21,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data, checkpoint, settings, optimizers", ("ganzoo.data", "ganzoo.checkpoint", "ganzoo.settings",
                                                 "ganzoo.optimizers")),
     ("nn, models", ("ganzoo.nn", "ganzoo.models")),
-    ("build", ("ganzoo.build",)),
+    ("build", ("ganzoo.build", "ganzoo.portable")),
     ("metrics", ("ganzoo.metrics",)),
     ("trainer", ("ganzoo.trainer",)),
-    ("verbs", ("ganzoo.run", "ganzoo.translate", "ganzoo.report")),
+    ("verbs", ("ganzoo.run", "ganzoo.translate", "ganzoo.report", "ganzoo.graphs", "ganzoo.export", "ganzoo.serve")),
     ("commands, cli", ("ganzoo.commands", "ganzoo.cli", "ganzoo.completion", "ganzoo.config", "ganzoo.__main__")),
 ]
 

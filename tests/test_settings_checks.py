@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganzoo.commands.checks import EVAL_CHECKS, SAMPLE_CHECKS, TRANSLATE_CHECKS
+from ganzoo.commands.checks import EVAL_CHECKS, EXPORT_CHECKS, SAMPLE_CHECKS, SERVE_CHECKS, TRANSLATE_CHECKS
 from ganzoo.settings import OPTIM_CHECKS, TRAINER_CHECKS, Check, OptimSettings, TrainerSettings
 
 from .conftest import TINY_OVERRIDES, invoke
@@ -70,14 +70,16 @@ def test_every_setting_with_a_range_is_walked():
 
 
 COMMAND_CASES = [(cmd, key, v) for cmd, checks in (("sample", SAMPLE_CHECKS), ("eval", EVAL_CHECKS),
-                                                    ("translate", TRANSLATE_CHECKS))
+                                                    ("translate", TRANSLATE_CHECKS), ("export", EXPORT_CHECKS),
+                                                    ("serve", SERVE_CHECKS))
                  for key, c in checks.items() for v in _bad_values(c)]
 
 
 @pytest.mark.parametrize("cmd, key, bad", COMMAND_CASES, ids=[f"{c}-{k}={v}" for c, k, v in COMMAND_CASES])
 def test_commands_refuse_out_of_range_arguments_first(cli_runner, tmp_path, cmd, key, bad):
     run = tmp_path / "no_run"  # checked before the run is even looked for
-    args = [f"run={run}", f"{key}={bad}"] + ([f"input={tmp_path}"] if cmd == "translate" else [])
+    args = [f"run={run}", f"{key}={bad}"] + ([f"input={tmp_path}"] if cmd == "translate" else []) \
+        + (["format=onnx"] if cmd == "export" and key != "format" else [])
     _one_line(invoke(cli_runner, [cmd, *args]), key)
     assert list(tmp_path.iterdir()) == []
 

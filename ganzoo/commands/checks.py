@@ -27,6 +27,11 @@ EVAL_CHECKS: dict[str, Check] = {"n_per_class": at_least(1), "batch_size": at_le
 # direction= is checked first thing by translate.translate itself (AtoB | BtoA)
 TRANSLATE_CHECKS: dict[str, Check] = {"batch_size": at_least(1), "device": DEVICE}
 
+EXPORT_CHECKS: dict[str, Check] = {"format": Check(choices=("onnx", "torchscript", "safetensors")),
+                                   "atol": at_least(0, integer=False)}
+SERVE_CHECKS: dict[str, Check] = {"port": Check(lo=0, hi=65535, integer=True), "max_upload_mb": at_least(1),
+                                  "max_pixels": at_least(1), "max_grid": at_least(1), "device": DEVICE}
+
 
 def check_args(args: dict[str, Any], checks: dict[str, Check]) -> None:
     """A command's top-level arguments against their ranges (UserError naming the key)."""
