@@ -26,7 +26,7 @@ from .data.loader import BatchStream
 from .errors import UserError
 from .images import save_grid, save_images
 from .metrics.suite import EvalOptions, Evaluation, scalars
-from .models.base import CONDITIONAL, TRANSLATE, TRAVERSE, class_rows
+from .models.base import CONDITIONAL, JOINT, TRANSLATE, TRAVERSE, class_rows, side_by_side
 from .runtime import pick_device, seed_everything
 from .settings import OptimSettings, TrainerSettings, resolve_epochs
 from .trainer import Trainer
@@ -140,7 +140,9 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     (`out` ending in .png) or a folder of PNGs. `traverse=<code>` (models with latent codes, e.g.
     InfoGAN's c2): a grid with one row per categorical code value and `nrow` columns (default 10)
     that vary the continuous code from -2 to 2, everything else fixed (`n` is not used). Image-to-image
-    models (with `translate`): their training grid (input | output | ...) on n images of the test split."""
+    models (with `translate`): their training grid (input | output | ...) on n images of the test split.
+    Models that generate several domains jointly (JOINT, CoGAN): n latents, the images of each latent
+    side by side (2n images for two domains)."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
     _check_out(out)
@@ -186,11 +188,15 @@ def sample(*, run: str, n: int, out: str | None = None, seed: int = 0, ema: bool
     elif model.can(CONDITIONAL):
         label_t = model.default_labels(n)
     g = torch.Generator(dev).manual_seed(seed)
-    images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
-                                       labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
-                        for i in range(0, n, batch_size)])
+    if model.can(JOINT):  # n latents, each drawn in every domain: the images of one latent side by side
+        images = torch.cat([side_by_side(model.generate_domains(min(batch_size, n - i), generator=g)).cpu()
+                            for i in range(0, n, batch_size)])
+    else:
+        images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
+                                           labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
+                            for i in range(0, n, batch_size)])
     return _write(images, out, Path(run) / "samples" / f"sample_step{ckpt['step']}_seed{seed}.png",
-                  nrow or model.grid_nrow(n), "sample_")
+                  nrow or model.grid_nrow(images.shape[0]), "sample_")
 
 
 def _check_out(out: str | None) -> None:
