@@ -45,9 +45,10 @@ Deviations (and why):
   first: the same numbers, D has no batch statistics).
 - The class loss reuses the D step's features of the real A batch (the official code runs a second
   `classify_a` pass over the same images: the same numbers, one pass fewer).
-- 32-px images (the built-in `digits_unpaired` default) get a 10×10 head kernel and a 5×5 tail conv,
-  so the nets keep their layers and strides; conf/model/cogan.yaml sets dataset.resolution=28, the
-  paper's size.
+- 32-px images (the built-in `digits_unpaired` default: MNIST's 28-px digits zero-padded) get a 10×10
+  head kernel and a 5×5 conv before the 500-d feature, so the nets keep their layers and strides;
+  `dataset.resolution=28` gives the paper's nets exactly (the floor runs use it). Other sizes are
+  refused: the paper's digit nets are for digits.
 """
 
 from __future__ import annotations
