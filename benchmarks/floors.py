@@ -51,13 +51,13 @@ from pathlib import Path
 MNIST = ["dataset=mnist", "dataset.root={data}", "dataset.download=false"]
 # the translation floors: MNIST-derived edges <-> digits at 32 px (research/model-specs.md sections 7, 8)
 PAIRS = ["dataset.source=mnist", "dataset.root={data}", "dataset.download=false", "trainer.max_epochs=null"]
-# model -> (ganzoo overrides for the floor run, [(metric, ">=" | "<=", bound), ...])
 # the CoGAN floors: real MNIST digits & a derived domain on disjoint halves (digits_unpaired at 28 px: the
 # paper's nets exactly) with the shared G trunk at half width (ngf 64: ~4x cheaper than
 # 128), for a fixed step budget: COGAN_STEPS steps take <= 15 min on an idle 2-core machine (docs/models.md)
 COGAN_STEPS = 1500
 COGAN = ["model=cogan", "dataset.source=mnist", "dataset.root={data}", "dataset.download=false",
          "dataset.resolution=28", "model.ngf=64", f"trainer.max_steps={COGAN_STEPS}"]
+# model -> (ganzoo overrides for the floor run, [(metric, ">=" | "<=", bound), ...])
 RUNS = {
     "cgan": (["model=cgan", *MNIST], [("conditional_accuracy", ">=", 0.90)]),
     "acgan": (["model=acgan", *MNIST], [("conditional_accuracy", ">=", 0.95)]),
