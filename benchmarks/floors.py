@@ -33,6 +33,9 @@ after. Then `ganzoo eval` writes <run>/metrics.json and the floor is checked on 
                                                         >= 10 points above supervised-only (--baseline)
     pix2pix (MNIST edges -> digits)  AtoB_accuracy_ratio >= 0.95
     cyclegan (MNIST digits <-> edges, disjoint halves)  both accuracy ratios >= 0.80, cycle_l1 <= 0.05
+    cogan   (MNIST digits & edges, disjoint halves)     pixel_agreement >= 0.90
+    cogan_adapt (MNIST -> negative MNIST)               target_accuracy >= 0.90 and >= 30 points above
+                                                        the source-only classifier (--baseline)
 
 `--baseline` (the models in BASELINES) also trains each seed without what the run measures — ssgan: the
 same D on the 100 labels alone (`model.unlabeled_weight=0`, no G) — at `--baseline-steps` (default
@@ -58,6 +61,10 @@ MNIST = ["dataset=mnist", "dataset.root={data}", "dataset.download=false"]
 # the translation floors: MNIST-derived edges <-> digits at 32 px (research/model-specs.md sections 7, 8)
 PAIRS = ["dataset.source=mnist", "dataset.root={data}", "dataset.download=false", "trainer.max_epochs=null"]
 # model -> (ganzoo overrides for the floor run, [(metric, ">=" | "<=", bound), ...])
+# CoGAN: real MNIST digits & a derived domain on disjoint halves (digits_unpaired at 28 px: the paper's nets
+# exactly), the shared G trunk at half width (ngf 64: ~4x cheaper than 128)
+COGAN = ["model=cogan", "dataset=digits_unpaired", "dataset.source=mnist", "dataset.root={data}",
+         "dataset.download=false", "dataset.resolution=28", "model.ngf=64"]
 RUNS = {
     "cgan": (["model=cgan", *MNIST], [("conditional_accuracy", ">=", 0.90)]),
     # the paper's CIFAR nets at a third (G) and half (D) width and batch 64: 12.5 steps/s on 2 threads
@@ -70,12 +77,16 @@ RUNS = {
     "cyclegan": (["model=cyclegan", "dataset=digits_unpaired", *PAIRS, "model.netG=resnet_6blocks", "model.ngf=16",
                   "model.ndf=16", "trainer.batch_size=4"],
                  [("AtoB_accuracy_ratio", ">=", 0.80), ("BtoA_accuracy_ratio", ">=", 0.80), ("cycle_l1", "<=", 0.05)]),
+    "cogan": ([*COGAN], [("pixel_agreement", ">=", 0.90)]),
+    "cogan_adapt": ([*COGAN, "dataset.domain=negative", "model.adapt=true"], [("target_accuracy", ">=", 0.90)]),
 }
 # model -> the default step budget: the official run length where there is one, else about what an idle
 # 2-core machine runs in 15 minutes (docs/models.md, "Measured quality")
-STEPS = {"cgan": 50000, "acgan": 11000, "infogan": 5000, "ssgan": 24000, "pix2pix": 2000, "cyclegan": 2700}
+STEPS = {"cgan": 50000, "acgan": 11000, "infogan": 5000, "ssgan": 24000, "pix2pix": 2000, "cyclegan": 2700,
+         "cogan": 1500, "cogan_adapt": 1500}
 # --baseline: (folder suffix, the overrides that remove what the run measures, the gain over it the floor asks)
-BASELINES = {"ssgan": ("labels_only", ["model.unlabeled_weight=0"], 0.10)}  # the same D on the 100 labels alone
+BASELINES = {"ssgan": ("labels_only", ["model.unlabeled_weight=0"], 0.10),  # the same D on the 100 labels alone
+             "cogan_adapt": ("source_only", ["model.source_only=true"], 0.30)}  # the class net on the source alone
 TICK = os.sysconf("SC_CLK_TCK")
 
 

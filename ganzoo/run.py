@@ -28,7 +28,7 @@ from .distributed import init as init_world
 from .errors import UserError
 from .images import save_grid, save_images
 from .metrics.suite import EvalOptions, Evaluation, scalars
-from .models.base import CONDITIONAL, TRANSLATE, TRAVERSE, class_rows
+from .models.base import CONDITIONAL, JOINT, TRANSLATE, TRAVERSE, class_rows, side_by_side
 from .portable import load_inference_model
 from .runtime import check_devices, pick_device, rank_seed, seed_everything
 from .settings import OptimSettings, TrainerSettings, resolve_epochs
@@ -169,7 +169,9 @@ def sample(*, run: str | None = None, weights: str | None = None, n: int, out: s
     that vary the continuous code from -2 to 2, everything else fixed (`n` is not used). Image-to-image
     models (with `translate`): their training grid (input | output | ...) on n images of the test split.
     `weights=<file.safetensors>` (written by `ganzoo export`) instead of `run`: the model from that file;
-    the default output then goes beside it."""
+    the default output then goes beside it.
+    Models that generate several domains jointly (JOINT, CoGAN): n latents, the images of each latent
+    side by side (2n images for two domains)."""
     if n < 1:
         raise UserError(f"n={n}: ask for at least one image (n=64)")
     _check_out(out)
@@ -216,11 +218,15 @@ def sample(*, run: str | None = None, weights: str | None = None, n: int, out: s
     elif model.can(CONDITIONAL):
         label_t = model.default_labels(n)
     g = torch.Generator(dev).manual_seed(seed)
-    images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
-                                       labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
-                        for i in range(0, n, batch_size)])
+    if model.can(JOINT):  # n latents, each drawn in every domain: the images of one latent side by side
+        images = torch.cat([side_by_side(model.generate_domains(min(batch_size, n - i), generator=g)).cpu()
+                            for i in range(0, n, batch_size)])
+    else:
+        images = torch.cat([model.generate(min(batch_size, n - i), generator=g,
+                                           labels=None if label_t is None else label_t[i:i + batch_size]).cpu()
+                            for i in range(0, n, batch_size)])
     return _write(images, out, folder / f"sample_step{ckpt['step']}_seed{seed}.png",
-                  nrow or model.grid_nrow(n), "sample_")
+                  nrow or model.grid_nrow(images.shape[0]), "sample_")
 
 
 def _check_out(out: str | None) -> None:

@@ -32,6 +32,7 @@ TINY_OVERRIDES = [*TINY_DATA, *(f"trainer.{k}={str(TINY_TRAINER[k]).lower()}"
 # -- per registered model ---------------------------------------------------------------------------
 TINY_MODEL_ARGS: dict[str, dict] = {
     "acgan": {"ngf": 8, "ndf": 2},
+    "cogan": {"ngf": 8, "d_channels": [4, 8, 16]},
     "cgan": {"g_z_units": 16, "g_y_units": 16, "g_units": 32, "d_x_units": 16, "d_y_units": 8, "d_units": 16},
     "cyclegan": {"netG": "resnet_2blocks", "ngf": 8, "ndf": 8, "pool_size": 3},
     "dcgan": {"ngf": 8, "ndf": 8},
@@ -47,6 +48,7 @@ TINY_MODEL_ARGS: dict[str, dict] = {
 TINY_DATASET: dict[str, dict] = {
     "acgan": TINY_DIGITS,
     "cgan": TINY_DIGITS,
+    "cogan": {**TINY_UNPAIRED, "resolution": 28},  # the paper's 28 px nets
     "cyclegan": TINY_UNPAIRED,
     "dcgan": TINY_DIGITS,
     "gan": TINY_DIGITS,
@@ -75,9 +77,15 @@ def _ssgan(args: dict) -> dict[str, int]:
     return {"G": 2 if args.get("fm_batches", "separate") == "separate" else 1}
 
 
+def _cogan(args: dict) -> dict[str, int]:
+    """G1 and G2 one forward each (their heads, on one pass of the shared trunk: tests/test_cogan.py counts it)."""
+    return {"G1": 1, "G2": 1}
+
+
 G_FORWARDS: dict[str, Callable[[dict], dict[str, int]]] = {
     "acgan": _one_g,
     "cgan": _one_g,
+    "cogan": _cogan,
     "cyclegan": _cyclegan,
     "dcgan": _one_g,
     "gan": _one_g,

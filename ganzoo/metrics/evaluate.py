@@ -10,6 +10,8 @@ The suites (`metrics.suite`; each module documents its metrics):
 - `ssl_accuracy` (SSGAN): the classifier's test accuracy, live and EMA weights (`metrics.classify`);
 - `translation` (pix2pix, CycleGAN): L1 to the target, judged translations, test cycle error
   (`metrics.translation`);
+- `pair_agreement` (CoGAN): pixel agreement of each generated pair with the domain map; `target_accuracy`
+  (CoGAN with `model.adapt=true`): the target classifier on the B test images (`metrics.coupled`);
 - `super_resolution` (SRResNet, SRGAN): Y-channel PSNR/SSIM vs bicubic on the test images or
   `data=<folder>` (`metrics.sr`).
 - `fid`, `kid`, `is`, `pr` (any model that generates from noise or translates between two domains;

@@ -2,8 +2,8 @@
 
 A suite is a class registered in `ganzoo.registry.SUITES` under the name a model lists in
 `GANModel.suites` (class_accuracy, code_accuracy, histogram, ssl_accuracy, translation,
-super_resolution). It is built once per command from the model (its declared capabilities and data
-facts), the dataset's `Splits` (each split built once and handed down) and `EvalOptions` — test
+super_resolution, pair_agreement, target_accuracy). It is built once per command from the model (its
+declared capabilities and data facts), the dataset's `Splits` (each split built once and handed down) and `EvalOptions` — test
 images loaded, judges trained or read from their cache — then called on the model as often as wanted:
 by `ganzoo eval` on a run's checkpoint and by the trainer every `trainer.eval_every` steps. A suite
 draws its random numbers from its own generators, never the global stream, so evaluating during

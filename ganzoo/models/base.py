@@ -15,7 +15,8 @@ run folder alone.
 
 What a model can do is declared, never probed: `capabilities` (a subset of `CAPABILITIES`; other
 layers ask `model.can(GENERATE)`), the optional methods below with their defaults (`generate`,
-`translate` + `directions`, `classify`, `predict_codes`, `traverse` + `traverse_codes`), the metric
+`translate` + `directions`, `classify`, `predict_codes`, `traverse` + `traverse_codes`,
+`generate_domains`), the metric
 suites that apply (`suites`, names in `ganzoo.metrics`), the batch fields it trains on (`needs`),
 and the parts whose weights come from outside the run (`pretrained()`: frozen parts are kept out of
 every optimizer, the EMA, `train()` and the checkpoint; `ganzoo.build.load_pretrained` fills them).
@@ -47,7 +48,8 @@ TRANSLATE = "translate"  # translate(x, direction) for each of directions(): ima
 CLASSIFY = "classify"  # classify(x) -> class logits [N, num_classes]
 CODES = "codes"  # predict_codes(x) -> logits of a categorical latent code [N, K] (InfoGAN's c1)
 TRAVERSE = "traverse"  # traverse(code, steps, generator) over traverse_codes()
-CAPABILITIES = (GENERATE, CONDITIONAL, TRANSLATE, CLASSIFY, CODES, TRAVERSE)
+JOINT = "joint"  # generate_domains(n, generator=, z=): one image per domain from each latent (CoGAN's pairs)
+CAPABILITIES = (GENERATE, CONDITIONAL, TRANSLATE, CLASSIFY, CODES, TRAVERSE, JOINT)
 DIRECTIONS = ("AtoB", "BtoA")  # dataset directions: AtoB maps the dataset's A images to B
 
 
@@ -171,6 +173,12 @@ class GANModel(nn.Module):
         """GENERATE: n images in [-1, 1], [n, C, H, W]."""
         raise NotImplementedError(f"{type(self).__name__} does not generate from noise")
 
+    def generate_domains(self, n: int, *, generator: torch.Generator | None = None,
+                         z: Tensor | None = None) -> tuple[Tensor, ...]:
+        """JOINT: one batch of n images in [-1, 1] per domain (dataset A first), image i of every batch
+        drawn from the same latent i; `side_by_side` lays them out for a grid."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate images of several domains jointly")
+
     def directions(self) -> tuple[str, ...]:
         """TRANSLATE: the dataset directions `translate` accepts, the trained one first. Default: none."""
         return ()
@@ -232,6 +240,14 @@ class GANModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def side_by_side(domains: tuple[Tensor, ...]) -> Tensor:
+    """`generate_domains`' batches [n, C_k, H, W] -> [n * K, C, H, W], the K images of each latent next to
+    each other (grids with a multiple of K columns show them side by side); 1-channel images are
+    repeated to the largest channel count."""
+    c = max(x.shape[1] for x in domains)
+    return torch.stack([x.expand(-1, c, -1, -1) if x.shape[1] != c else x for x in domains], 1).flatten(0, 1)
 
 
 def class_rows(num_classes: int, per_class: int, device=None) -> Tensor:
