@@ -139,3 +139,23 @@ def test_dtn_refuses_what_it_cannot_take():
         build_model("dtn", {}, info)
     with pytest.raises(UserError, match="gray targets"):
         build_model("dtn", {}, DataInfo("x", 1, 32, 10, 10, ("A", "B"), channels_b=3))
+
+
+def test_translate_command_maps_source_images_to_the_target(tmp_path, cli_runner):
+    from PIL import Image
+
+    from .conftest import invoke
+
+    _train(tmp_path / "run")
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.fromarray((torch.rand(32, 32) * 255).to(torch.uint8).numpy(), "L").save(tmp_path / "in" / f"d{i}.png")
+    r = invoke(cli_runner, ["translate", f"run={tmp_path / 'run'}", f"input={tmp_path / 'in'}",
+                            f"out={tmp_path / 'out'}", "device=cpu"])
+    assert r.exit_code == 0, r.output
+    outs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outs == ["d0.png", "d1.png", "d2.png"] and Image.open(tmp_path / "out" / "d0.png").size == (32, 32)
+    r = invoke(cli_runner, ["translate", f"run={tmp_path / 'run'}", f"input={tmp_path / 'in'}", "direction=BtoA",
+                            f"out={tmp_path / 'out2'}", "device=cpu"])
+    err = r.stderr.strip()
+    assert r.exit_code == 2 and "\n" not in err and "AtoB" in err, r.output
