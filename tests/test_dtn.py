@@ -159,3 +159,17 @@ def test_translate_command_maps_source_images_to_the_target(tmp_path, cli_runner
                             f"out={tmp_path / 'out2'}", "device=cpu"])
     err = r.stderr.strip()
     assert r.exit_code == 2 and "\n" not in err and "AtoB" in err, r.output
+
+
+def test_f_needs_labeled_source_images_or_a_cache(tmp_path):
+    from ganzoo.data.builders.two_domain import TensorPairDataset
+
+    full = build_dataset(tiny_data_cfg("dtn"))
+    unlabeled = TensorPairDataset(full.info, full.a, full.b)  # the same set without its labels
+    m = build_model("dtn", {**tiny_model_args("dtn"), "f_epochs": 5}, full.info)  # a key no other test trains
+    with pytest.raises(UserError, match="not in its cache") as e:
+        load_pretrained(m, training=True)  # no training set handed over, nothing cached
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="has no labels here: give model.f_run="):
+        load_pretrained(m, training=True, data=unlabeled)
+    assert not fitted_path(m.pretrained()[0]).exists()  # nothing half-written
