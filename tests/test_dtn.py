@@ -159,6 +159,13 @@ def test_translate_command_maps_source_images_to_the_target(tmp_path, cli_runner
                             f"out={tmp_path / 'out2'}", "device=cpu"])
     err = r.stderr.strip()
     assert r.exit_code == 2 and "\n" not in err and "AtoB" in err, r.output
+    Image.fromarray((torch.rand(28, 28) * 255).to(torch.uint8).numpy(), "L").save(tmp_path / "in" / "d0.png")
+    r = invoke(cli_runner, ["translate", f"run={tmp_path / 'run'}", f"input={tmp_path / 'in' / 'd0.png'}",
+                            f"out={tmp_path / 'o.png'}", "device=cpu"])
+    assert r.exit_code == 2 and "resize=32" in r.stderr, r.output  # a 28 px digit: the fix is named
+    r = invoke(cli_runner, ["translate", f"run={tmp_path / 'run'}", f"input={tmp_path / 'in' / 'd0.png'}",
+                            f"out={tmp_path / 'o.png'}", "resize=32", "device=cpu"])
+    assert r.exit_code == 0 and Image.open(tmp_path / "o.png").size == (32, 32), r.output
 
 
 def test_f_needs_labeled_source_images_or_a_cache(tmp_path):

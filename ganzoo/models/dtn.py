@@ -259,7 +259,7 @@ class DTN(GANModel):
             raise UserError(f"direction={direction}: DTN maps its source domain to its target (AtoB) only")
         r = self.data.resolution
         if tuple(x.shape[-2:]) != (r, r):
-            raise UserError(f"this DTN translates {r}x{r} images, not {x.shape[-2]}x{x.shape[-1]}: resize the input")
+            raise UserError(f"this DTN translates {r}x{r} images, not {x.shape[-2]}x{x.shape[-1]}: pass resize={r}")
         was = self.g.training
         self.g.eval()  # running statistics: the preview during training leaves them alone too
         try:
