@@ -23,9 +23,12 @@ after, so a number measured on a busy machine can be told from a quiet one. Then
                                                         >= 10 points above supervised-only (--baseline)
     pix2pix (MNIST edges -> digits)  AtoB_accuracy_ratio >= 0.95
     cyclegan (MNIST digits <-> edges, disjoint halves)  both accuracy ratios >= 0.80, cycle_l1 <= 0.05
+    dtn (MNIST digits -> edges, frozen f; a fixed step budget)  AtoB_accuracy >= 0.80 and
+                                                        AtoB_target_identity_l1 <= 0.1
 
 `--baseline` (ssgan) also trains the same D on the 100 labels alone (`model.unlabeled_weight=0`, no
-G) under the same budget (or `--baseline-minutes`), and reports both. Exit status 0 when every floor
+G) under the same budget (or `--baseline-minutes`), and reports both; (dtn) the same run with α = 0 (no
+f-constancy, the paper's ablation), whose accuracy must be at least 5 points lower. Exit status 0 when every floor
 checked is met, else 1.
 Prints the commands it runs, so each number in docs/models.md can be reproduced by hand.
 """
