@@ -49,7 +49,7 @@ MNIST = ["dataset=mnist", "dataset.root={data}", "dataset.download=false"]
 PAIRS = ["dataset.source=mnist", "dataset.root={data}", "dataset.download=false", "trainer.max_epochs=null"]
 # DTN at quarter-width g and D, a 64-d f, batch 64 and a fixed step budget (CPU-sized; see docs/models.md)
 DTN_QUICK = ["model.f_width=32", "model.ngf=32", "model.ndf=32", "model.f_epochs=1", "trainer.batch_size=64",
-             "trainer.max_steps=3000"]
+             "trainer.max_steps=2500"]
 # model -> (ganzoo overrides for the floor run, [(metric, ">=" | "<=", bound), ...])
 RUNS = {
     "cgan": (["model=cgan", *MNIST], [("conditional_accuracy", ">=", 0.90)]),
