@@ -36,6 +36,8 @@ after. Then `ganzoo eval` writes <run>/metrics.json and the floor is checked on 
     cogan   (MNIST digits & edges, disjoint halves)     pixel_agreement >= 0.90
     cogan_adapt (MNIST -> negative MNIST)               target_accuracy >= 0.90 and >= 30 points above
                                                         the source-only classifier (--baseline)
+    dtn     (MNIST digits -> edges, frozen f)           AtoB_accuracy >= 0.80, AtoB_target_identity_l1 <= 0.1,
+                                                        and >= 5 points above alpha = 0 (--baseline)
 
 `--baseline` (the models in BASELINES) also trains each seed without what the run measures — ssgan: the
 same D on the 100 labels alone (`model.unlabeled_weight=0`, no G) — at `--baseline-steps` (default
@@ -60,6 +62,8 @@ from pathlib import Path
 MNIST = ["dataset=mnist", "dataset.root={data}", "dataset.download=false"]
 # the translation floors: MNIST-derived edges <-> digits at 32 px (research/model-specs.md sections 7, 8)
 PAIRS = ["dataset.source=mnist", "dataset.root={data}", "dataset.download=false", "trainer.max_epochs=null"]
+# DTN at quarter-width g and D, a 64-d f, batch 64 and a fixed step budget (CPU-sized; see docs/models.md)
+DTN_QUICK = ["model.f_width=32", "model.ngf=32", "model.ndf=32", "model.f_epochs=1", "trainer.batch_size=64"]
 # model -> (ganzoo overrides for the floor run, [(metric, ">=" | "<=", bound), ...])
 # CoGAN: real MNIST digits & a derived domain on disjoint halves (digits_unpaired at 28 px: the paper's nets
 # exactly), the shared G trunk at half width (ngf 64: ~4x cheaper than 128)
@@ -79,14 +83,17 @@ RUNS = {
                  [("AtoB_accuracy_ratio", ">=", 0.80), ("BtoA_accuracy_ratio", ">=", 0.80), ("cycle_l1", "<=", 0.05)]),
     "cogan": ([*COGAN], [("pixel_agreement", ">=", 0.90)]),
     "cogan_adapt": ([*COGAN, "dataset.domain=negative", "model.adapt=true"], [("target_accuracy", ">=", 0.90)]),
+    # DTN, MNIST digits -> edges with a frozen f trained on the digit half (once; cached)
+    "dtn": (["model=dtn", *PAIRS, *DTN_QUICK], [("AtoB_accuracy", ">=", 0.80), ("AtoB_target_identity_l1", "<=", 0.1)]),
 }
 # model -> the default step budget: the official run length where there is one, else about what an idle
 # 2-core machine runs in 15 minutes (docs/models.md, "Measured quality")
 STEPS = {"cgan": 50000, "acgan": 11000, "infogan": 5000, "ssgan": 24000, "pix2pix": 2000, "cyclegan": 2700,
-         "cogan": 1500, "cogan_adapt": 1500}
+         "cogan": 1500, "cogan_adapt": 1500, "dtn": 2500}
 # --baseline: (folder suffix, the overrides that remove what the run measures, the gain over it the floor asks)
 BASELINES = {"ssgan": ("labels_only", ["model.unlabeled_weight=0"], 0.10),  # the same D on the 100 labels alone
-             "cogan_adapt": ("source_only", ["model.source_only=true"], 0.30)}  # the class net on the source alone
+             "cogan_adapt": ("source_only", ["model.source_only=true"], 0.30),  # the class net on the source alone
+             "dtn": ("alpha0", ["model.alpha=0"], 0.05)}  # no f-constancy (the paper's ablation)
 TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -9,9 +9,12 @@ naming the key and the options.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import time
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +26,9 @@ from .data.loader import LABELED_FIELDS, with_labeled_subset
 from .errors import UserError
 from .models.base import GANModel, Pretrained
 from .registry import DATASETS, MODELS, UnknownName
+from .storage import atomic_write, data_home
+
+log = logging.getLogger(__name__)
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -191,23 +197,56 @@ def load_model(run: str | os.PathLike, *, device: torch.device, ema: bool = True
     return model_from_checkpoint(ckpt, device=device, ema=ema), ckpt
 
 
-def load_pretrained(model: GANModel, *, training: bool, fresh: bool = True) -> None:
+def load_pretrained(model: GANModel, *, training: bool, fresh: bool = True, data: ImageDataset | None = None) -> None:
     """Fill the model's declared pretrained parts (`GANModel.pretrained`): every frozen part needed now
     (`when` "always", or "train" when `training`), and, for a fresh training run (`fresh`), the parts
-    that initialise trainable nets (a resumed run has those weights in its checkpoint). Frozen parts
-    end with gradients off. Problems are one-line UserErrors naming the option."""
+    whose weights the checkpoint holds (trainable initialisations, `kept` frozen parts): a resumed run
+    has those in its checkpoint. `data`: the run's training set, for the parts trained on it (source
+    "fit") when their cache is empty. Frozen parts end with gradients off. Problems are one-line
+    UserErrors naming the option."""
     for p in model.pretrained():
-        if (p.when == "train" and not training) or (not p.frozen and not fresh):
+        if (p.when == "train" and not training) or ((not p.frozen or p.kept) and not fresh):
             continue
         part = getattr(model, p.attr)  # declared by the model itself
         if p.source == "run":
             part.load_state_dict(_run_part(p, part))
+        elif p.source == "fit":
+            _fit_part(p, part, data)
         elif p.load_file is not None:
             p.load_file(p.ref)
         else:
             raise ValueError(f"pretrained part {p.attr!r}: a 'file' source needs load_file")
         if p.frozen:
             part.requires_grad_(False).eval()
+
+
+def fitted_path(p: Pretrained) -> Path:
+    """Where a part of source "fit" is cached: under the data home, named by the model's key."""
+    return data_home() / "pretrained" / f"{p.ref}.pt"
+
+
+def _fit_part(p: Pretrained, part: torch.nn.Module, data: ImageDataset | None) -> None:
+    """Load the cached part, or train it on `data` with the model's `fit` and cache it (atomically)."""
+    path = fitted_path(p)
+    own = part.state_dict()
+    if path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        state = saved.get("state", {}) if isinstance(saved, dict) else {}
+        if saved.get("key") != p.ref or state.keys() != own.keys() or \
+                any(state[k].shape != own[k].shape for k in own):
+            raise UserError(f"{path} holds a {p.attr} that does not fit this model (another key or architecture): "
+                            f"delete the file to train {p.attr} again{f', or {p.hint}' if p.hint else ''}")
+        part.load_state_dict(state)
+        return
+    if data is None or p.fit is None:
+        raise UserError(f"{p.attr} is trained from the training set and is not in its cache {path}: "
+                        f"{p.hint or 'train a run on this data first'}")
+    log.info("training %s on %s (once; cached in %s) ...", p.attr, data.info.name, path)
+    t0 = time.perf_counter()
+    p.fit(data)
+    state = {"key": p.ref, "state": {k: v.detach().cpu() for k, v in part.state_dict().items()}}
+    atomic_write(path, lambda f: torch.save(state, f))
+    log.info("%s trained in %.0f s", p.attr, time.perf_counter() - t0)
 
 
 def _run_part(p: Pretrained, part: torch.nn.Module) -> dict[str, Tensor]:

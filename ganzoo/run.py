@@ -111,7 +111,7 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         for key, now in (("torch_version", str(torch.__version__)), ("ganzoo_version", __version__)):
             if ckpt.get(key) != now:
                 log.warning("resuming a checkpoint written by %s %s with %s", key.split("_")[0], ckpt.get(key), now)
-    load_pretrained(model, training=True, fresh=ckpt is None)
+    load_pretrained(model, training=True, fresh=ckpt is None, data=data)
     if data.labeled_subset is not None:
         per_class, label_seed = labeled_subset_args(dataset_cfg)
         log.info("labeled subset: %d of %d images (%d per class, label_seed %d); every image is used unlabeled",

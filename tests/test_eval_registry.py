@@ -18,7 +18,8 @@ from .conftest import invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settin
 SUITE_KEYS = {"histogram": "recognisable", "class_accuracy": "conditional_accuracy",
               "code_accuracy": "code_accuracy", "ssl_accuracy": "test_accuracy", "translation": "directions",
               "super_resolution": "psnr_y", "fid": "fid", "kid": "kid", "is": "is", "pr": "precision",
-              "pair_agreement": "pixel_agreement", "target_accuracy": "target_accuracy"}
+              "pair_agreement": "pixel_agreement", "target_accuracy": "target_accuracy",
+              "target_identity": "AtoB_target_identity_l1"}
 
 
 def test_every_suite_has_a_smoke_key():

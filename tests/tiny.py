@@ -36,6 +36,7 @@ TINY_MODEL_ARGS: dict[str, dict] = {
     "cgan": {"g_z_units": 16, "g_y_units": 16, "g_units": 32, "d_x_units": 16, "d_y_units": 8, "d_units": 16},
     "cyclegan": {"netG": "resnet_2blocks", "ngf": 8, "ndf": 8, "pool_size": 3},
     "dcgan": {"ngf": 8, "ndf": 8},
+    "dtn": {"f_width": 4, "ngf": 4, "ndf": 4, "f_epochs": 1},
     "gan": {"g_hidden": 64, "d_units": 32},
     "infogan": {"ngf": 8, "ndf": 8, "fc_dim": 32, "q_dim": 16},
     "pix2pix": {"netG": "unet_32", "ngf": 8, "ndf": 8},
@@ -51,6 +52,7 @@ TINY_DATASET: dict[str, dict] = {
     "cogan": {**TINY_UNPAIRED, "resolution": 28},  # the paper's 28 px nets
     "cyclegan": TINY_UNPAIRED,
     "dcgan": TINY_DIGITS,
+    "dtn": TINY_UNPAIRED,
     "gan": TINY_DIGITS,
     "infogan": TINY_DIGITS,
     "pix2pix": TINY_PAIRS,
@@ -88,6 +90,7 @@ G_FORWARDS: dict[str, Callable[[dict], dict[str, int]]] = {
     "cogan": _cogan,
     "cyclegan": _cyclegan,
     "dcgan": _one_g,
+    "dtn": lambda args: {"g": 1},  # one g pass on the source and target features together
     "gan": _one_g,
     "infogan": _one_g,
     "pix2pix": _one_g,  # the reference: one netG forward

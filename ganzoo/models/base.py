@@ -19,7 +19,8 @@ layers ask `model.can(GENERATE)`), the optional methods below with their default
 `generate_domains`), the metric
 suites that apply (`suites`, names in `ganzoo.metrics`), the batch fields it trains on (`needs`),
 and the parts whose weights come from outside the run (`pretrained()`: frozen parts are kept out of
-every optimizer, the EMA, `train()` and the checkpoint; `ganzoo.build.load_pretrained` fills them).
+every optimizer, the EMA, `train()` and (unless `kept`) the checkpoint; `ganzoo.build.load_pretrained`
+fills them).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.base import DataInfo
+from ..data.base import DataInfo, ImageDataset
 from ..errors import UserError
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
 from ..nn.sr import SRResNetGenerator, downscale, upscale_bicubic, upscale_tiled
@@ -59,13 +60,19 @@ class Pretrained:
     filled by one resolver (`ganzoo.build.load_pretrained`):
     - source "run": net `net` of the ganzoo run folder `ref` (its EMA copy when the run kept one);
     - source "file": a weights file, `ref` a path or a name the part's `load_file` resolves
-      (e.g. SRGAN's "imagenet" VGG19), read by `load_file(path_or_name)`.
+      (e.g. SRGAN's "imagenet" VGG19), read by `load_file(path_or_name)`;
+    - source "fit": trained by `fit(train_data)` on the run's training set the first time (e.g. DTN's
+      f, a classifier of the labeled source domain), then cached as `data_home()/pretrained/<ref>.pt`:
+      `ref` is a key the model derives from the data's fingerprint and the part's architecture, so a
+      later run on the same data loads the cache instead of training the part again.
     `frozen` parts are out of every optimizer, the EMA, `train()` and the checkpoint; otherwise the
-    weights only initialise a trainable net (SRGAN's `init_from`). `when`: "train" parts are needed to
-    train only (a finished run still evaluates without them), "always" ones for inference too."""
+    weights only initialise a trainable net (SRGAN's `init_from`). `kept` frozen parts are saved in
+    the checkpoint all the same (the run's own copy: filled when a fresh run starts, then resume,
+    sample, translate and eval need only the run folder). `when`: "train" parts are needed to train
+    only (a finished run still evaluates without them), "always" ones for inference too."""
 
     attr: str
-    source: Literal["run", "file"]
+    source: Literal["run", "file", "fit"]
     ref: str
     net: str = "G"
     frozen: bool = True
@@ -75,6 +82,8 @@ class Pretrained:
     accepts: tuple[str, ...] = ()  # source "run": the model names whose runs fit (empty: any)
     hint: str = ""  # how to make `ref` exist (e.g. "train the SRResNet stage first: ...")
     mismatch_hint: str = ""  # source "run": which options must agree when the net's shapes differ
+    kept: bool = False  # frozen, yet in the checkpoint (see above)
+    fit: Callable[[ImageDataset], None] | None = None  # source "fit": trains the part in place on the train set
 
 
 @dataclass(frozen=True)
@@ -119,12 +128,16 @@ class GANModel(nn.Module):
     def frozen_nets(self) -> tuple[str, ...]:
         return tuple(p.attr for p in self.pretrained() if p.frozen)
 
+    def unsaved_nets(self) -> tuple[str, ...]:
+        """The frozen parts left out of the checkpoint (all but the `kept` ones)."""
+        return tuple(p.attr for p in self.pretrained() if p.frozen and not p.kept)
+
     def batch_size_of(self, field: str, batch_size: int) -> int:
         """Items of batch field `field` per iteration when the main batch is `batch_size` (a field
         drawn from its own stream, e.g. the labeled "image_l" of semi-supervised runs). Default: the same."""
         return batch_size
 
-    # -- frozen parts: eval mode always, never in the checkpoint ---------------------------------------
+    # -- frozen parts: eval mode always, in the checkpoint only when kept -------------------------------
     def train(self, mode: bool = True):
         super().train(mode)
         for name in self.frozen_nets():
@@ -133,14 +146,14 @@ class GANModel(nn.Module):
 
     def state_dict(self, *args, **kwargs):
         sd = super().state_dict(*args, **kwargs)
-        frozen = tuple(f"{kwargs.get('prefix', '')}{n}." for n in self.frozen_nets())
+        frozen = tuple(f"{kwargs.get('prefix', '')}{n}." for n in self.unsaved_nets())
         if frozen:
             for k in [k for k in sd if k.startswith(frozen)]:
                 del sd[k]
         return sd
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        frozen = tuple(f"{n}." for n in self.frozen_nets())
+        frozen = tuple(f"{n}." for n in self.unsaved_nets())
         if not frozen:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         result = super().load_state_dict({k: v for k, v in state_dict.items() if not k.startswith(frozen)},
