@@ -136,18 +136,21 @@ def graphs(model: GANModel, *, seed: int = 0) -> list[Graph]:
                          {"latent_dim": int(inputs(1)[0].shape[1]), "num_classes": model.data.num_classes if cond else 0}))
     if model.can(TRANSLATE):
         net = without_dropout(model, batched_norms=True)
-        s = _side(model)
+        fixed = model.fixed_size  # a net that takes one input size only (DTN): batch stays free, sides do not
+        s = fixed or _side(model)
         for d in model.directions():
             c = model.source_channels(d)
 
             def images(n: int, h: int, w: int, c=c) -> tuple[Tensor]:
                 return (torch.rand(n, c, h, w, generator=g, device=model.device) * 2 - 1,)
 
-            axes = {"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height_out",
-                                                                              3: "width_out"}}
+            axes = ({"image": {0: "batch"}, "output": {0: "batch"}} if fixed else
+                    {"image": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height_out",
+                                                                               3: "width_out"}})
             out.append(Graph(f"translate_{d}", TranslateGraph(net, d), ("image",), images(2, s, s),
-                             [images(1, s, s), images(3, s, 2 * s)], axes,
+                             [images(1, s, s), images(3, s, s if fixed else 2 * s)], axes,
                              {"direction": d, "in_channels": c, "pad_multiple": model.pad_multiple,
+                              "fixed_size": fixed or 0,
                               "scale": model.scale}))
     return out
 

@@ -65,7 +65,7 @@ def inference_nets(model: GANModel) -> tuple[str, ...]:
             if model.can(GENERATE):
                 model.generate(2)
             if model.can(TRANSLATE):
-                side = max(8, model.pad_multiple)
+                side = model.fixed_size or max(8, model.pad_multiple)
                 for d in model.directions():
                     model.translate(torch.zeros(1, model.source_channels(d), side, side, device=model.device), d)
     finally:

@@ -71,7 +71,9 @@ def test_export_matches_the_model(runs, name, fmt, tmp_path):
             assert list(inputs) == (["z", "label"] if model.can("conditional") else ["z"])
             assert isinstance(inputs["z"][0], str)  # a named, free batch axis
         else:
-            assert list(inputs) == ["image"] and all(isinstance(d, str) for d in (inputs["image"][0], *inputs["image"][2:]))
+            sides = inputs["image"][2:]  # free, or the one size a net with a dense bottleneck takes (DTN)
+            assert list(inputs) == ["image"] and isinstance(inputs["image"][0], str)
+            assert all(isinstance(d, str) for d in sides) if not model.fixed_size else sides == [model.fixed_size] * 2
         meta = {p.key: p.value for p in onnx.load(str(done[0].path)).metadata_props}
         assert meta["model"] == name and meta["ema"] == "true" and len(meta["source_sha256"]) == 64
 
@@ -82,8 +84,9 @@ def test_safetensors_weights_sample_and_translate_as_the_run(runs, name, tmp_pat
     model, _ = run.load_model(runs(name), device=CPU)
     if model.can(TRANSLATE):
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24), dtype=np.uint8)).save(tmp_path / "x.png")
-        a = translate(run=str(runs(name)), input=str(tmp_path / "x.png"), out=str(tmp_path / "a"), device="cpu")
-        b = translate(weights=str(e.path), input=str(tmp_path / "x.png"), out=str(tmp_path / "b"), device="cpu")
+        size = {"resize": model.fixed_size} if model.fixed_size else {}  # DTN takes one size
+        a = translate(run=str(runs(name)), input=str(tmp_path / "x.png"), out=str(tmp_path / "a"), device="cpu", **size)
+        b = translate(weights=str(e.path), input=str(tmp_path / "x.png"), out=str(tmp_path / "b"), device="cpu", **size)
         assert np.array_equal(np.array(Image.open(a.out / "x.png")), np.array(Image.open(b.out / "x.png")))
     else:
         a = run.sample(run=str(runs(name)), n=4, out=str(tmp_path / "a.png"), device="cpu")

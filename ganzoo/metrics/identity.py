@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..models.base import GANModel
 from ..registry import SUITES
 from .suite import EvalOptions, MetricSuite
-from .translation import DIRECTIONS, _test_changes, domain_view
+from .translation import DIRECTIONS, domain_view, test_changes
 
 
 @SUITES.register("target_identity")
@@ -32,7 +32,7 @@ class TargetIdentity(MetricSuite):
                             f"two-domain dataset and a model that translates it")
         self.direction, self.device, self.batch_size = direction, opts.device, opts.batch_size
         dst = DIRECTIONS[direction][1]
-        images = domain_view(splits.get("test", **_test_changes(splits.cfg)), dst).images
+        images = domain_view(splits.get("test", **test_changes(splits.cfg)), dst).images
         limit = opts.n_per_class * info.num_classes if info.num_classes else None
         self.target = images[:limit]
 

@@ -103,6 +103,7 @@ class GANModel(nn.Module):
     capabilities: ClassVar[frozenset[str]] = frozenset()  # a subset of CAPABILITIES
     suites: ClassVar[tuple[str, ...]] = ()  # metric suites that apply (`ganzoo.metrics.SUITES` names)
     pad_multiple: int = 1  # translate(): input sides must be multiples of this
+    fixed_size: int | None = None  # translate(): inputs must be exactly this square side (a dense bottleneck: DTN)
     scale: int = 1  # translate(): output side / input side (super-resolution > 1)
 
     def __init__(self, data: DataInfo):

@@ -146,6 +146,7 @@ class DTN(GANModel):
                  beta: float = 15.0, gamma: float = 0.0, f_run: str | None = None, f_epochs: int = 2,
                  f_lr: float = 1e-3):
         super().__init__(data)
+        self.fixed_size = data.resolution  # g(f(x)): f's dense feature fixes the input size
         r = data.resolution
         _blocks(r)
         if not data.channels_b:
@@ -257,7 +258,7 @@ class DTN(GANModel):
         """Source (or target) images [N, C, R, R] in [-1, 1] -> target images G(x) = g(f(x)), g in eval mode."""
         if direction not in (None, "AtoB"):
             raise UserError(f"direction={direction}: DTN maps its source domain to its target (AtoB) only")
-        r = self.data.resolution
+        r = self.fixed_size
         if tuple(x.shape[-2:]) != (r, r):
             raise UserError(f"this DTN translates {r}x{r} images, not {x.shape[-2]}x{x.shape[-1]}: pass resize={r}")
         was = self.g.training
