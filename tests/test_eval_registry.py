@@ -17,7 +17,7 @@ from .conftest import invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settin
 # one metric each suite always writes
 SUITE_KEYS = {"histogram": "recognisable", "class_accuracy": "conditional_accuracy",
               "code_accuracy": "code_accuracy", "ssl_accuracy": "test_accuracy", "translation": "directions",
-              "super_resolution": "psnr_y"}
+              "super_resolution": "psnr_y", "reconstruction": "recon_l1"}
 
 
 def test_every_suite_has_a_smoke_key():

@@ -8,8 +8,10 @@ The suites (`metrics.suite`; each module documents its metrics):
 - `code_accuracy` (InfoGAN): the categorical code's accuracy after the best code -> class matching
   (`metrics.codes`);
 - `ssl_accuracy` (SSGAN): the classifier's test accuracy, live and EMA weights (`metrics.classify`);
-- `translation` (pix2pix, CycleGAN): L1 to the target, judged translations, test cycle error
+- `translation` (pix2pix, CycleGAN, UNIT): L1 to the target, judged translations, test cycle error
   (`metrics.translation`);
+- `reconstruction` (UNIT): L1 of each domain's test images through its own autoencoder
+  (`metrics.reconstruction`);
 - `super_resolution` (SRResNet, SRGAN): Y-channel PSNR/SSIM vs bicubic on the test images or
   `data=<folder>` (`metrics.sr`).
 
