@@ -23,6 +23,10 @@ after, so a number measured on a busy machine can be told from a quiet one. Then
                                                         >= 10 points above supervised-only (--baseline)
     pix2pix (MNIST edges -> digits)  AtoB_accuracy_ratio >= 0.95
     cyclegan (MNIST digits <-> edges, disjoint halves)  both accuracy ratios >= 0.80, cycle_l1 <= 0.05
+    unit     (MNIST digits <-> edges, disjoint halves)  AtoB_accuracy >= 0.85, recon_l1 <= 0.05
+
+A run whose overrides fix `trainer.max_steps` (unit) stops there, or at the time budget if that comes
+first; the others train until the budget is spent.
 
 `--baseline` (ssgan) also trains the same D on the 100 labels alone (`model.unlabeled_weight=0`, no
 G) under the same budget (or `--baseline-minutes`), and reports both. Exit status 0 when every floor
@@ -55,6 +59,9 @@ RUNS = {
     "cyclegan": (["model=cyclegan", "dataset=digits_unpaired", *PAIRS, "model.netG=resnet_6blocks", "model.ngf=16",
                   "model.ndf=16", "trainer.batch_size=4"],
                  [("AtoB_accuracy_ratio", ">=", 0.80), ("BtoA_accuracy_ratio", ">=", 0.80), ("cycle_l1", "<=", 0.05)]),
+    # a fixed step budget: ~14 min on one thread of an idle 2-core machine (docs/models.md, UNIT)
+    "unit": (["model=unit", "dataset=digits_unpaired", *PAIRS, "trainer.max_steps=2500"],
+             [("AtoB_accuracy", ">=", 0.85), ("recon_l1", "<=", 0.05)]),
 }
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -68,8 +75,11 @@ def cpu_seconds(pid: int) -> float:
 def train(name: str, run_dir: Path, minutes: float, data: str, extra: list[str], *, threads: int = 2,
           clock: str = "wall") -> dict:
     ganzoo = [sys.executable, "-m", "ganzoo"]
-    cmd = [*ganzoo, "train", *(o.format(data=data) for o in RUNS[name][0]), "trainer.max_steps=1000000", "trainer.progress=false", "trainer.log_every=500", "trainer.ckpt_every=2000",
-           "trainer.device=cpu", f"hydra.run.dir={run_dir}", "overwrite=true", *extra]  # a rerun starts afresh
+    overrides = [o.format(data=data) for o in RUNS[name][0]]
+    until = [] if any(o.startswith("trainer.max_steps=") for o in overrides) else ["trainer.max_steps=1000000"]
+    cmd = [*ganzoo, "train", *overrides, *until, "trainer.progress=false", "trainer.log_every=500",
+           "trainer.ckpt_every=2000", "trainer.device=cpu", f"hydra.run.dir={run_dir}", "overwrite=true",
+           *extra]  # a rerun starts afresh
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     print(f"+ OMP_NUM_THREADS={threads}", " ".join(cmd), flush=True)
     load0, t0 = os.getloadavg()[0], time.time()

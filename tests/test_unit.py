@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo import checkpoint
+from ganzoo import checkpoint, run
 from ganzoo.build import Splits, build_dataset, build_model
 from ganzoo.data.base import DataInfo
 from ganzoo.data.loader import BatchStream, to_float
@@ -23,7 +23,7 @@ from ganzoo.models.unit import kl_unit_gaussian
 from ganzoo.settings import OptimSettings
 from ganzoo.trainer import Trainer
 
-from .conftest import tiny_data_cfg, tiny_model_args, tiny_trainer_settings
+from .conftest import invoke, tiny_data_cfg, tiny_model_args, tiny_model_cfg, tiny_trainer_settings
 
 CPU = torch.device("cpu")
 INFO = DataInfo("digits_unpaired", 1, 32, 10, 64, ("A", "B", "label"), channels_b=1)
@@ -197,3 +197,33 @@ def test_reconstruction_suite_refuses_a_model_that_does_not_reconstruct():
     model = build_model("cyclegan", tiny_model_args("cyclegan"), INFO)
     with pytest.raises(UserError, match="does not reconstruct"):
         Reconstruction(model, splits, EvalOptions())
+
+
+def test_cli_translates_a_unit_run_both_ways_and_odd_sizes(tmp_path, cli_runner):
+    """`ganzoo translate` on a UNIT run: AtoB is G_B∘E_A, BtoA is G_A∘E_B; a side that is not a multiple
+    of 4 (the two downsamplings) is padded and cropped back."""
+    import numpy as np
+    from PIL import Image
+
+    run_dir = tmp_path / "run"
+    run.train(model_cfg=tiny_model_cfg("unit"), dataset_cfg=tiny_data_cfg("unit"),
+              trainer=tiny_trainer_settings(batch_size=4, n_samples=2), optim=OptimSettings(), seed=1,
+              run_dir=run_dir, config={})
+    (tmp_path / "in").mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(pixels, "L").save(tmp_path / "in" / "x.png")
+    Image.fromarray(pixels[:30, :27], "L").save(tmp_path / "in" / "odd.png")
+    model, _ = run.load_model(run_dir, device=CPU)
+    x = torch.from_numpy(pixels)[None, None].float() / 127.5 - 1
+    outs = {}
+    for d in ("AtoB", "BtoA"):
+        r = invoke(cli_runner, ["translate", f"run={run_dir}", f"input={tmp_path / 'in'}", f"out={tmp_path / d}",
+                                f"direction={d}", "device=cpu"])
+        assert r.exit_code == 0, r.stderr
+        outs[d] = np.array(Image.open(tmp_path / d / "x.png"))
+        want = ((model.translate(x, d)[0, 0] + 1) / 2 * 255).to(torch.uint8).numpy()  # tensor2im: truncated
+        assert outs[d].shape == (32, 32) and np.abs(outs[d].astype(int) - want.astype(int)).max() <= 1
+        assert np.array(Image.open(tmp_path / d / "odd.png")).shape == (30, 27)
+    assert not np.array_equal(outs["AtoB"], outs["BtoA"])
+    r = invoke(cli_runner, ["translate", f"run={run_dir}", f"input={tmp_path / 'in'}", "direction=AtoC", "device=cpu"])
+    assert r.exit_code != 0 and "AtoB" in r.stderr and len(r.stderr.strip().splitlines()) == 1
