@@ -47,16 +47,16 @@ def _shared(model) -> list[nn.Parameter]:
 
 
 def test_encoders_share_their_last_block_generators_their_first():
-    m = _model(n_enc_shared_blk=2)
+    m = _model(n_enc_shared_blk=3, n_gen_shared_blk=1)
     assert m.E_A.shared is m.E_B.shared and m.G_A.shared is m.G_B.shared
-    assert len(m.E_A.shared) == 2 and len(m.G_A.shared) == 1
+    assert len(m.E_A.shared) == 3 and len(m.G_A.shared) == 1
     assert all(any(p is q for q in m.E_B.parameters()) for p in m.E_A.shared.parameters())
     assert not any(p is q for p in m.E_A.front.parameters() for q in m.E_B.parameters())  # the fronts are their own
     assert not any(p is q for p in m.G_A.back.parameters() for q in m.G_B.parameters())
     # the shared block is the last of the encoder and the first of the generator
     x = torch.randn(2, 1, 32, 32)
     assert torch.equal(m.E_A(x), m.E_A.shared(m.E_A.front(x)))
-    z = torch.randn(2, 16, 8, 8)
+    z = torch.randn(2, 8, 16, 16)  # ch 4 x 2 after one downsampling
     assert torch.equal(m.G_B(z), m.G_B.back(m.G_A.shared(z)))
 
 
@@ -166,7 +166,7 @@ def test_translate_both_ways_from_the_posterior_mean():
         m.translate(x, "AtoC")
 
 
-@pytest.mark.parametrize("kw,match", [({"n_enc_front_blk": 2}, "same number"), ({"dis_n_layer": 6}, "at least 64 px")])
+@pytest.mark.parametrize("kw,match", [({"n_enc_front_blk": 3}, "same number"), ({"dis_n_layer": 6}, "at least 64 px")])
 def test_nets_that_do_not_fit_are_refused_naming_the_setting(kw, match):
     with pytest.raises(UserError, match=match):
         _model(**kw)
