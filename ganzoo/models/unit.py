@@ -12,7 +12,8 @@ E_B.shared`, `G_A.shared is G_B.shared`), updated once per step by the trainer.
 - G_X: the shared n_gen_shared_blk residual blocks, n_gen_res_blk residual blocks, (n_gen_front_blk − 1)
   stride-2 3×3 transposed convs + InstanceNorm + ReLU, a 1×1 transposed conv and tanh.
 - D_X (judges domain X): n_layer stride-2 3×3 convs + LeakyReLU (no norm), a 1×1 conv to one logit per
-  output cell. Every conv weight N(0, 0.02), biases at PyTorch's default (the code's gaussian_weights_init).
+  output cell. LeakyReLU slope 0.01 (PyTorch's default, as the code). Every conv weight N(0, 0.02), biases
+  at PyTorch's default (the code's gaussian_weights_init).
 Losses (the code's gen_update / dis_update; the paper's λ0..λ4 = 10, 0.1, 100, 0.1, 100):
   G: gan_w·[BCE(D_A(x_ba), 1) + BCE(D_B(x_ab), 1)] + recon_kl_w·[mean μ_a² + mean μ_b²]
      + recon_x_w·[‖x_aa − a‖₁ + ‖x_bb − b‖₁] + recon_kl_cyc_w·[mean μ_aba² + mean μ_bab²]
