@@ -59,7 +59,7 @@ RUNS = {
     "cyclegan": (["model=cyclegan", "dataset=digits_unpaired", *PAIRS, "model.netG=resnet_6blocks", "model.ngf=16",
                   "model.ndf=16", "trainer.batch_size=4"],
                  [("AtoB_accuracy_ratio", ">=", 0.80), ("BtoA_accuracy_ratio", ">=", 0.80), ("cycle_l1", "<=", 0.05)]),
-    # a fixed step budget (batch 1): ~0.08 CPU-s a step on one thread, ~14 min (docs/models.md, UNIT)
+    # a fixed step budget (batch 1): 0.06-0.08 CPU-s a step on one thread, ~10-13 min (docs/models.md, UNIT)
     "unit": (["model=unit", "dataset=digits_unpaired", *PAIRS, "trainer.max_steps=10000"],
              [("AtoB_accuracy", ">=", 0.85), ("recon_l1", "<=", 0.05)]),
 }
