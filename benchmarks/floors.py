@@ -38,6 +38,7 @@ after. Then `ganzoo eval` writes <run>/metrics.json and the floor is checked on 
                                                         the source-only classifier (--baseline)
     dtn     (MNIST digits -> edges, frozen f)           AtoB_accuracy >= 0.80, AtoB_target_identity_l1 <= 0.1,
                                                         and >= 5 points above alpha = 0 (--baseline)
+    unit    (MNIST digits <-> edges, disjoint halves)   AtoB_accuracy >= 0.85, recon_l1 <= 0.05
 
 `--baseline` (the models in BASELINES) also trains each seed without what the run measures — ssgan: the
 same D on the 100 labels alone (`model.unlabeled_weight=0`, no G) — at `--baseline-steps` (default
@@ -85,11 +86,13 @@ RUNS = {
     "cogan_adapt": ([*COGAN, "dataset.domain=negative", "model.adapt=true"], [("target_accuracy", ">=", 0.90)]),
     # DTN, MNIST digits -> edges with a frozen f trained on the digit half (once; cached)
     "dtn": (["model=dtn", *PAIRS, *DTN_QUICK], [("AtoB_accuracy", ">=", 0.80), ("AtoB_target_identity_l1", "<=", 0.1)]),
+    # UNIT at its defaults (batch 1 as the official code): 0.06-0.08 CPU-s a step on one thread
+    "unit": (["model=unit", "dataset=digits_unpaired", *PAIRS], [("AtoB_accuracy", ">=", 0.85), ("recon_l1", "<=", 0.05)]),
 }
 # model -> the default step budget: the official run length where there is one, else about what an idle
 # 2-core machine runs in 15 minutes (docs/models.md, "Measured quality")
 STEPS = {"cgan": 50000, "acgan": 11000, "infogan": 5000, "ssgan": 24000, "pix2pix": 2000, "cyclegan": 2700,
-         "cogan": 1500, "cogan_adapt": 1500, "dtn": 2500}
+         "cogan": 1500, "cogan_adapt": 1500, "dtn": 2500, "unit": 10000}
 # --baseline: (folder suffix, the overrides that remove what the run measures, the gain over it the floor asks)
 BASELINES = {"ssgan": ("labels_only", ["model.unlabeled_weight=0"], 0.10),  # the same D on the 100 labels alone
              "cogan_adapt": ("source_only", ["model.source_only=true"], 0.30),  # the class net on the source alone

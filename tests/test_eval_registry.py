@@ -19,7 +19,7 @@ SUITE_KEYS = {"histogram": "recognisable", "class_accuracy": "conditional_accura
               "code_accuracy": "code_accuracy", "ssl_accuracy": "test_accuracy", "translation": "directions",
               "super_resolution": "psnr_y", "fid": "fid", "kid": "kid", "is": "is", "pr": "precision",
               "pair_agreement": "pixel_agreement", "target_accuracy": "target_accuracy",
-              "target_identity": "AtoB_target_identity_l1"}
+              "target_identity": "AtoB_target_identity_l1", "reconstruction": "recon_l1"}
 
 
 def test_every_suite_has_a_smoke_key():

@@ -43,6 +43,7 @@ TINY_MODEL_ARGS: dict[str, dict] = {
     "srgan": {"n_blocks": 2, "width": 8, "scale": 2, "ndf": 8, "dense": 16, "content_weights": "random"},
     "srresnet": {"n_blocks": 2, "width": 8, "scale": 2},
     "ssgan": {"g_hidden": 32, "d_hidden": [32, 16, 16]},
+    "unit": {"ch": 4, "dis_ch": 4, "n_enc_res_blk": 0, "n_gen_res_blk": 0},
     "wgan_gp": {"ngf": 8, "ndf": 8},
 }
 
@@ -59,6 +60,7 @@ TINY_DATASET: dict[str, dict] = {
     "srgan": TINY_TEXTURES,
     "srresnet": TINY_TEXTURES,
     "ssgan": {**TINY_DIGITS, "labels_per_class": 2, "label_seed": 0},  # a semi-supervised model needs the subset
+    "unit": TINY_UNPAIRED,
     "wgan_gp": TINY_DIGITS,
 }
 
@@ -84,6 +86,12 @@ def _cogan(args: dict) -> dict[str, int]:
     return {"G1": 1, "G2": 1}
 
 
+def _unit(args: dict) -> dict[str, int]:
+    """Per encoder and generator: the direct pass (each G decodes [z_a; z_b] in one call, as the official
+    code) and the cycle pass; the D step reuses them (the code's dis_update does one more pass of each)."""
+    return {"E_A": 2, "E_B": 2, "G_A": 2, "G_B": 2}
+
+
 G_FORWARDS: dict[str, Callable[[dict], dict[str, int]]] = {
     "acgan": _one_g,
     "cgan": _one_g,
@@ -97,6 +105,7 @@ G_FORWARDS: dict[str, Callable[[dict], dict[str, int]]] = {
     "srgan": _one_g,
     "srresnet": _one_g,
     "ssgan": _ssgan,
+    "unit": _unit,
     "wgan_gp": _one_g,  # the G phase (every n_critic steps) reuses prepare's fake
 }
 

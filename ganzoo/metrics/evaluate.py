@@ -8,10 +8,12 @@ The suites (`metrics.suite`; each module documents its metrics):
 - `code_accuracy` (InfoGAN): the categorical code's accuracy after the best code -> class matching
   (`metrics.codes`);
 - `ssl_accuracy` (SSGAN): the classifier's test accuracy, live and EMA weights (`metrics.classify`);
-- `translation` (pix2pix, CycleGAN): L1 to the target, judged translations, test cycle error
+- `translation` (pix2pix, CycleGAN, UNIT): L1 to the target, judged translations, test cycle error
   (`metrics.translation`);
 - `pair_agreement` (CoGAN): pixel agreement of each generated pair with the domain map; `target_accuracy`
   (CoGAN with `model.adapt=true`): the target classifier on the B test images (`metrics.coupled`);
+- `reconstruction` (UNIT): L1 of each domain's test images through its own autoencoder
+  (`metrics.reconstruction`);
 - `super_resolution` (SRResNet, SRGAN): Y-channel PSNR/SSIM vs bicubic on the test images or
   `data=<folder>` (`metrics.sr`).
 - `fid`, `kid`, `is`, `pr` (any model that generates from noise or translates between two domains;

@@ -15,7 +15,7 @@ run folder alone.
 
 What a model can do is declared, never probed: `capabilities` (a subset of `CAPABILITIES`; other
 layers ask `model.can(GENERATE)`), the optional methods below with their defaults (`generate`,
-`translate` + `directions`, `classify`, `predict_codes`, `traverse` + `traverse_codes`,
+`translate` + `directions`, `reconstruct`, `classify`, `predict_codes`, `traverse` + `traverse_codes`,
 `generate_domains`), the metric
 suites that apply (`suites`, names in `ganzoo.metrics`), the batch fields it trains on (`needs`),
 and the parts whose weights come from outside the run (`pretrained()`: frozen parts are kept out of
@@ -50,7 +50,8 @@ CLASSIFY = "classify"  # classify(x) -> class logits [N, num_classes]
 CODES = "codes"  # predict_codes(x) -> logits of a categorical latent code [N, K] (InfoGAN's c1)
 TRAVERSE = "traverse"  # traverse(code, steps, generator) over traverse_codes()
 JOINT = "joint"  # generate_domains(n, generator=, z=): one image per domain from each latent (CoGAN's pairs)
-CAPABILITIES = (GENERATE, CONDITIONAL, TRANSLATE, CLASSIFY, CODES, TRAVERSE, JOINT)
+RECONSTRUCT = "reconstruct"  # reconstruct(x, domain): images of a dataset domain through the model's autoencoder
+CAPABILITIES = (GENERATE, CONDITIONAL, TRANSLATE, CLASSIFY, CODES, TRAVERSE, JOINT, RECONSTRUCT)
 DIRECTIONS = ("AtoB", "BtoA")  # dataset directions: AtoB maps the dataset's A images to B
 
 
@@ -214,6 +215,11 @@ class GANModel(nn.Module):
     def source_channels(self, direction: str) -> int:
         """Channels of the images `translate(x, direction)` takes: the dataset's B images for BtoA."""
         return self.data.channels_b if direction == "BtoA" and self.data.channels_b else self.data.channels
+
+    def reconstruct(self, x: Tensor, domain: str) -> Tensor:
+        """RECONSTRUCT: images [N, C, H, W] in [-1, 1] of dataset domain `domain` ("A" or "B"; "A" for a
+        one-domain set) encoded and decoded by the model's autoencoder for that domain -> [N, C, H, W]."""
+        raise NotImplementedError(f"{type(self).__name__} does not reconstruct images")
 
     def classify(self, x: Tensor) -> Tensor:
         """CLASSIFY: class logits [N, num_classes] of images in [-1, 1] (call in eval mode)."""
