@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..models.base import RECONSTRUCT, GANModel
 from ..registry import SUITES
 from .suite import EvalOptions, MetricSuite
-from .translation import _test_changes, domain_view
+from .translation import domain_view, test_changes
 
 
 @SUITES.register("reconstruction")
@@ -32,7 +32,7 @@ class Reconstruction(MetricSuite):
         if not info.channels_b:
             raise UserError(f"model {opts.model_name!r} on dataset {info.name!r}: reconstruction metrics need a "
                             f"two-domain dataset (A and B images)")
-        test = splits.get("test", **_test_changes(splits.cfg))
+        test = splits.get("test", **test_changes(splits.cfg))
         limit = opts.n_per_class * info.num_classes if info.num_classes else None
         self.images = {d: domain_view(test, d).images[:limit] for d in ("A", "B")}  # uint8 [n, C, R, R]
         self.device, self.batch_size = opts.device, opts.batch_size
