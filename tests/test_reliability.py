@@ -241,7 +241,7 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
     try:
         out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        # Seen once (a clean-clone CI run): the run trained on as if no signal had come; not reproduced in
+        # Seen in clean-clone CI runs: the run trained on as if no signal had come; not reproduced locally in
         # a probe of 12 delays. One way a SIGINT is lost in CPython: its KeyboardInterrupt is raised inside
         # a finalizer (__del__), where exceptions are ignored. A user then presses Ctrl-C again: that must work.
         proc.send_signal(signal.SIGINT)
