@@ -287,6 +287,14 @@ def test_unknown_metric_is_one_line_listing_the_known_ones(tmp_path, cli_runner)
     assert known == sorted(known)
 
 
+def test_a_named_suite_that_does_not_apply_to_the_model_is_one_line(tmp_path, cli_runner):
+    _train("dcgan", tmp_path)
+    r = _eval(cli_runner, tmp_path, "metrics=[code_accuracy]")
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "code_accuracy scores models with a categorical code" in lines[0] and "its suites: histogram" in lines[0]
+
+
 def test_a_model_that_neither_generates_nor_translates_domains_is_refused(tmp_path, cli_runner):
     _train("srresnet", tmp_path)
     r = _eval(cli_runner, tmp_path, "metrics=[fid]", "feature_extractor=tiny")

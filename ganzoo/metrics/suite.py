@@ -96,7 +96,9 @@ class Evaluation:
     """The suites a model declares, built once for its dataset; `run(open_model, has_ema)` scores it."""
 
     def __init__(self, model: GANModel, splits: Splits, opts: EvalOptions, names: list[str] | None = None):
-        """`names`: the suites to compute (default: those the model declares)."""
+        """`names`: the suites to compute (default: those the model declares). A suite refuses a model it
+        does not apply to with ValueError: for a declared suite that is a bug, for a named one bad input."""
+        chosen = names is not None
         if names is None:
             names = list(model.metric_suites())
             if not names:
@@ -104,8 +106,14 @@ class Evaluation:
         check_names(names)
         self.suites: list[MetricSuite] = []
         for name in names:
-            if not any(s.absorb(name) for s in self.suites):
+            if any(s.absorb(name) for s in self.suites):
+                continue
+            try:
                 self.suites.append(SUITES.get(name)(model, splits, opts))
+            except ValueError as e:
+                if not chosen:
+                    raise
+                raise UserError(f"metrics: {e} (its suites: {', '.join(model.metric_suites()) or 'none'})") from None
 
     def run(self, open_model: OpenModel, has_ema: bool) -> dict:
         out: dict = {}
