@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
-from .storage import atomic_write
+from .storage import atomic_write, sha256_file  # noqa: F401 - sha256_file: also imported from here
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -115,14 +115,6 @@ class _CountingSink:
 
     def flush(self) -> None:
         pass
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def list_checkpoints(run_dir) -> list[tuple[int, Path]]:

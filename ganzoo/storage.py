@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import socket
 import time
@@ -176,3 +177,12 @@ def _read_fd(fd: int) -> str:
 
 __all__ = ["WRITE_ERRNOS", "FolderBusy", "FolderLock", "OutputError", "atomic_write", "data_home", "fsync_dir",
            "output_error", "temp_path"]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks (checkpoints, downloads, weights files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -37,6 +37,7 @@ from ..data.fetch import manifest
 from ..data.fetch.download import ensure
 from ..data.loader import to_float
 from ..errors import UserError
+from ..storage import sha256_file
 from .judge import train_judge
 from .suite import EvalOptions
 
@@ -87,14 +88,6 @@ def build_extractor(name: str, train: Split, test: Split, opts: EvalOptions) -> 
     return EXTRACTORS[name](train, test, opts)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def inception_weights(path: str | None = None) -> Path:
     """The verified FID Inception weights file: `path` when given, else the manifest's `fid_inception`
     in the data home (downloaded on first use; offline, a one-line error says where to put the file)."""
@@ -105,7 +98,7 @@ def inception_weights(path: str | None = None) -> Path:
     if not p.is_file():
         raise UserError(f"inception_weights={path}: no such file (download {entry.url}, or drop inception_weights= "
                         f"to use the data home's copy)")
-    digest = _sha256(p)
+    digest = sha256_file(p)
     if digest != entry.sha256:
         raise UserError(f"inception_weights={path}: sha256 {digest} is not the FID Inception's {entry.sha256} "
                         f"(FIDs are only comparable with {entry.filename} from {entry.url})")

@@ -20,7 +20,6 @@ follows the model to its device.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.base import DataError
-from ..storage import data_home
+from ..storage import data_home, sha256_file
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -86,11 +85,7 @@ def _offline(cause: str, folder: Path) -> DataError:
 
 
 def _check(path: Path, folder: Path) -> Path:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if not h.hexdigest().startswith(VGG19_SHA256_PREFIX):
+    if not sha256_file(path).startswith(VGG19_SHA256_PREFIX):
         raise _offline(f"{path} does not have the published SHA-256 (a partial or different file?)", folder)
     return path
 

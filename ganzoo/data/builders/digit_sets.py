@@ -27,9 +27,9 @@ import torch
 from ganzoo.data.base import DataError, DataInfo, TensorImageDataset, fingerprint
 from ganzoo.data.builders.torchvision_sets import _one_line, resize_uint8
 from ganzoo.data.fetch import manifest
-from ganzoo.data.fetch.download import file_sha256, prepare, recorded_sha256
+from ganzoo.data.fetch.download import prepare, recorded_sha256
 from ganzoo.registry import DATASETS
-from ganzoo.storage import data_home
+from ganzoo.storage import data_home, sha256_file
 
 SPLITS = ("train", "test")
 
@@ -58,7 +58,7 @@ def _verify_in_place(entry: manifest.Entry, home: Path) -> str:
     """The SHA-256 of the entry's file in `home`, checked against the pinned or recorded digest if any."""
     target = home / entry.path
     expected = entry.sha256 or recorded_sha256(entry, home)
-    digest = file_sha256(target)
+    digest = sha256_file(target)
     if expected and digest != expected:
         raise DataError(f"{target} does not match the {'pinned' if entry.sha256 else 'recorded'} sha256 of "
                         f"{entry.name}: expected {expected}, got {digest}; replace it with the file from {entry.url}")

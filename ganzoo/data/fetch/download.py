@@ -38,7 +38,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from ... import __version__
-from ...storage import atomic_write, data_home, fsync_dir
+from ...storage import atomic_write, data_home, fsync_dir, sha256_file
 from ..base import DataError
 from . import manifest
 from .archive import safe_extract
@@ -126,7 +126,7 @@ def _transfer(url: str, part: Path, bar: _Bar) -> tuple[str, bool]:
         if e.code == 416 and have:  # the range starts at or past the end: complete, or a stale part
             m = re.search(r"/(\d+)\s*$", e.headers.get("Content-Range") or "")  # "bytes */<size>"
             if m and int(m.group(1)) == have:
-                return file_sha256(part), True
+                return sha256_file(part), True
             part.unlink(missing_ok=True)
             raise _Transient("server refused the resume range; starting over") from None
         if e.code in RETRY_STATUS:
@@ -214,11 +214,6 @@ def _hasher_of(path: Path):
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in chunks."""
-    return _hasher_of(path).hexdigest()
 
 
 class _Bar:
@@ -373,7 +368,7 @@ def prepare(name: str, root: str | os.PathLike | None = None, *, force: bool = F
         into = target if entry.kind != "dataset" else home / entry.filename
         placed = into.is_file() and not force  # a file in place, or an archive put there by hand: verify
         if placed:
-            digest = file_sha256(into)
+            digest = sha256_file(into)
             if expected and digest != expected:
                 raise DataError(f"{into} does not match the {policy} sha256 of {name}: expected {expected}, "
                                 f"got {digest}; delete it (or replace it with the file from {entry.url})")
