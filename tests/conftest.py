@@ -29,7 +29,7 @@ os.environ.setdefault("GANZOO_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 __all__ = ["TINY_DATA", "TINY_DIGITS", "TINY_OVERRIDES", "invoke", "tiny_data_cfg", "tiny_generator_forwards",
-           "tiny_model_args", "tiny_model_cfg", "tiny_model_overrides", "tiny_trainer_settings"]
+           "tiny_model_args", "tiny_model_cfg", "tiny_model_overrides", "tiny_runs", "tiny_trainer_settings"]
 
 
 def tiny_trainer_settings(**overrides) -> TrainerSettings:
@@ -53,6 +53,26 @@ def tiny_model_cfg(name: str, **overrides) -> dict:
 def tiny_model_overrides(name: str) -> list[str]:
     """The model's tiny args as `ganzoo train` overrides (model.ngf=8 ...); the model itself not chosen."""
     return [f"model.{k}={v}" for k, v in TINY_MODEL_ARGS[name].items()]
+
+
+def tiny_runs(tmp_path_factory, **trainer):
+    """get(name) -> the folder of a tiny 2-step run of model `name` (trainer settings `trainer` on top of
+    the tiny ones), trained on first use and shared after: for module-scoped fixtures."""
+    from ganzoo import run
+    from ganzoo.settings import OptimSettings
+
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            folder = tmp_path_factory.mktemp(name)
+            run.train(model_cfg=tiny_model_cfg(name), dataset_cfg=tiny_data_cfg(name),
+                      trainer=tiny_trainer_settings(**trainer), optim=OptimSettings(), seed=0, run_dir=folder,
+                      config={})
+            made[name] = folder
+        return made[name]
+
+    return get
 
 
 def tiny_data_cfg(name: str, **overrides) -> dict:

@@ -21,10 +21,9 @@ from ganzoo.graphs import graphs, inference_mode, reference
 from ganzoo.models.base import GENERATE, TRANSLATE
 from ganzoo.portable import read_weights, require
 from ganzoo.registry import MODELS
-from ganzoo.settings import OptimSettings
 from ganzoo.translate import translate
 
-from .conftest import invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settings
+from .conftest import invoke, tiny_runs
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -37,17 +36,7 @@ EXPORTABLE = [n for n in MODELS.names() if {GENERATE, TRANSLATE} & set(MODELS.ge
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny 2-step run (EMA on) per exportable model, trained on first use."""
-    made = {}
-
-    def get(name: str):
-        if name not in made:
-            folder = tmp_path_factory.mktemp(name)
-            run.train(model_cfg=tiny_model_cfg(name), dataset_cfg=tiny_data_cfg(name),
-                      trainer=tiny_trainer_settings(ema=True), optim=OptimSettings(), seed=0, run_dir=folder, config={})
-            made[name] = folder
-        return made[name]
-
-    return get
+    return tiny_runs(tmp_path_factory, ema=True)
 
 
 def test_every_generating_or_translating_model_is_exported():

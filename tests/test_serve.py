@@ -14,13 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganzoo import run
 from ganzoo.errors import UserError
 from ganzoo.export import export
 from ganzoo.serve import _check_port, build
-from ganzoo.settings import OptimSettings
 
-from .conftest import invoke, tiny_data_cfg, tiny_model_cfg, tiny_trainer_settings
+from .conftest import invoke, tiny_runs
 
 pytest.importorskip("starlette")
 pytest.importorskip("multipart")
@@ -28,17 +26,8 @@ pytest.importorskip("multipart")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    made = {}
-
-    def get(name: str):
-        if name not in made:
-            folder = tmp_path_factory.mktemp(name)
-            run.train(model_cfg=tiny_model_cfg(name), dataset_cfg=tiny_data_cfg(name),
-                      trainer=tiny_trainer_settings(), optim=OptimSettings(), seed=0, run_dir=folder, config={})
-            made[name] = folder
-        return made[name]
-
-    return get
+    """A tiny 2-step run per model, trained on first use."""
+    return tiny_runs(tmp_path_factory)
 
 
 def client(folder, **limits):
