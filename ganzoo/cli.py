@@ -25,6 +25,7 @@ from .commands.data import register as _register_data_commands
 from .completion import complete_overrides
 from .completion import install as _install_completion
 from .errors import UserError
+from .interrupts import watch_start_up
 from .overrides import expand_home, flags_first, with_resume
 from .storage import output_error
 
@@ -179,6 +180,7 @@ def _hydra_command(name: str, module: str, help_text: str) -> None:
         args = expand_home(list(overrides))
         if name == "train":
             args = with_resume(args)
+            watch_start_up()  # a Ctrl-C from here to the training loop is never lost (interrupts.py)
         try:
             run_hydra(importlib.import_module(module).main, f"ganzoo {name}", args)
         finally:  # a sweep (-m): every job's status, also when a Ctrl-C stopped it (commands/sweep.py)

@@ -37,6 +37,7 @@ from .data.loader import BatchStream, worker_failure
 from .distributed import SINGLE, World
 from .errors import UserError
 from .images import grid, save_grid
+from .interrupts import interrupted_at_start_up
 from .models.base import GANModel, Phase
 from .optimizers import AdamEpsInSqrt
 from .runlog import RunLog
@@ -511,6 +512,8 @@ class Trainer:
         stop = StopRequest(second_interrupt=not self.world.active)
         try:
             stop.install()
+            if interrupted_at_start_up():  # a Ctrl-C during start-up whose KeyboardInterrupt was swallowed
+                raise KeyboardInterrupt
             while self.step < s.max_steps:
                 self.train_step(next(self.stream))
                 log.advance(self.step)

@@ -16,7 +16,7 @@ PKG = ROOT / "ganzoo"
 
 # bottom up; a module may import modules of its own layer or of a lower one (docs/architecture.md)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("ganzoo", "ganzoo.errors", "ganzoo.registry", "ganzoo.losses", "ganzoo.images", "ganzoo.runtime",
+    ("base", ("ganzoo", "ganzoo.errors", "ganzoo.interrupts", "ganzoo.registry", "ganzoo.losses", "ganzoo.images", "ganzoo.runtime",
               "ganzoo.distributed", "ganzoo.storage", "ganzoo.runlog", "ganzoo.overrides")),
     ("data, checkpoint, settings, optimizers", ("ganzoo.data", "ganzoo.checkpoint", "ganzoo.settings",
                                                 "ganzoo.optimizers")),

@@ -259,6 +259,30 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
     assert lines[-1].startswith("Interrupted") and "Aborted" not in err and "Traceback" not in err, err
 
 
+def test_a_start_up_ctrl_c_that_was_swallowed_still_stops_the_run_before_its_first_step(tmp_path):
+    """The lost start-up SIGINT of test_ctrl_c_during_start_up: its KeyboardInterrupt raised where
+    nothing lets it out (here a bare `except:`, as in a finalizer or a library). The handler that
+    `ganzoo train` installs remembers it, and the loop stops before training a step."""
+    from ganzoo.interrupts import watch_start_up
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watch_start_up()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except:  # noqa: E722 -- the swallowing library
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            _train(tmp_path, max_steps=3)
+        assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "stats.jsonl").exists()
+        t = _train(tmp_path / "again", max_steps=1)  # remembered once: the next run trains
+        assert t.step == 1
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_quick_second_ctrl_c_exits_130_at_once(tmp_path, monkeypatch):
     """A second Ctrl-C makes StopRequest raise KeyboardInterrupt wherever the loop is (see
     test_stop_request_sets_a_flag_then_second_ctrl_c_raises); it leaves the job as such, and the
