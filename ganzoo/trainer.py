@@ -164,6 +164,9 @@ class Trainer:
             raise ValueError(f"unknown trainer.amp {settings.amp!r} (known: none, bf16, fp16)")
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[settings.amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=settings.amp == "fp16")
+        if model.data_init_size:  # before the EMA copy (it starts from the initialised weights) and the
+            with torch.no_grad():  # broadcast (every rank then starts from rank 0's init); a resume loads over it
+                model.data_init(stream.fixed_batch(model.data_init_size))
         # one deepcopy of all EMA nets together: parameters they share stay shared in the copies
         self.ema = ({n: m.requires_grad_(False).eval() for n, m in
                      copy.deepcopy({n: getattr(model, n) for n in model.ema_nets}).items()} if settings.ema else {})

@@ -279,6 +279,25 @@ def test_data_dependent_init_runs_once_per_run():
     assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in state.items() if k.startswith("D."))
 
 
+def test_the_trainer_runs_the_init_on_data_init_size_images_before_the_ema_copy(tmp_path, monkeypatch):
+    """The official init_param(trainx[:500]): the trainer hands the model `data_init_size` training images
+    (a fixed seeded choice; all 256 of the tiny set here) before step 1, and the EMA D starts from the
+    initialised weights, not from the raw ones."""
+    from ganzoo.models.ssgan import SSGAN
+
+    sizes = []
+    real = SSGAN.data_init
+    monkeypatch.setattr(SSGAN, "data_init", lambda self, batch: (sizes.append(batch["image"].shape[0]),
+                                                                 real(self, batch))[1])
+    t = run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**TINY_DIGITS, "labels_per_class": 2},
+                  trainer=tiny_trainer_settings(max_steps=1, ema=True),
+                  optim=OptimSettings(lr=3e-3), seed=0, run_dir=tmp_path, config={})
+    assert SSGAN.data_init_size == 500 and sizes == [TINY_DIGITS["num_train"]]
+    assert t.model.D.initialized and t.ema["D"].initialized
+    live, ema = t.model.D.out.scale, t.ema["D"].out.scale  # one Adam step of 3e-3 apart; raw weights: 1
+    assert torch.allclose(ema, live, atol=0.01) and (live - 1).abs().min() > 0.05
+
+
 def test_unlabeled_datasets_are_refused():
     with pytest.raises(UserError, match="needs label in each batch"):
         build_model("ssgan", {}, DataInfo("faces", 3, 32, 0, 10, ("image",)))

@@ -106,6 +106,7 @@ class GANModel(nn.Module):
     pad_multiple: int = 1  # translate(): input sides must be multiples of this
     fixed_size: int | None = None  # translate(): inputs must be exactly this square side (a dense bottleneck: DTN)
     scale: int = 1  # translate(): output side / input side (super-resolution > 1)
+    data_init_size: int = 0  # images a data-dependent init needs before step 1 (`data_init`); 0: none
 
     def __init__(self, data: DataInfo):
         super().__init__()
@@ -167,6 +168,11 @@ class GANModel(nn.Module):
         return result
 
     # -- training -------------------------------------------------------------------------------
+    def data_init(self, batch: Batch) -> None:
+        """A data-dependent init on `data_init_size` training images (`batch`, a fixed seeded choice),
+        run once by the trainer on a fresh run before its EMA copy (a resumed run loads its weights over
+        it). Default: none."""
+
     def prepare(self, batch: Batch) -> dict:
         """Work shared by the phases of one iteration (done once). Default: nothing."""
         return {}

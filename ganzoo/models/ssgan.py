@@ -33,8 +33,10 @@ Nets (MNIST, official; adapted to any C×H×W by flattening):
      (W = θ·g/‖θ‖, g fixed after the init as in the official nn.DenseLayer), ReLU, then Gaussian noise
      σ 0.5 → dense K, weight-normalised with a trainable scale. Noise only in training mode.
   Init as the official code: θ ~ N(0, 0.1) in D, Glorot-uniform in G; D's data-dependent init
-  (g ← 1/std, b ← −mean/std per unit, layer by layer, noise on) runs once, on the first unlabeled
-  batch, in the first `prepare` of a run (a flag buffer in D makes resumes skip it).
+  (g ← 1/std, b ← −mean/std per unit, layer by layer, noise on) runs once, on 500 training images
+  (`data_init_size`, the official `init_param(trainx[:500])`), when the trainer starts a fresh run
+  (before its EMA copy; a flag buffer in D records it, and `prepare` runs it on its first batch for a
+  model trained outside the trainer).
 Defaults (conf/model/ssgan.yaml): Adam lr 3e-3, β (0.5, 0.999), eps 1e-4; 100 labeled, 100 + 100
 unlabeled and 100 fake images per iteration.
 
@@ -47,8 +49,7 @@ Evaluation (the `ssl_accuracy` suite, `ganzoo.metrics.classify`): `classify(x)` 
 the suite reports the test accuracy with the live D and, when the run kept an EMA
 (`trainer.ema=true`; `ema_nets` = G and D here), with the EMA D — the official code tests with
 parameter averages of D (rate 1e-4 ⇔ `trainer.ema_decay=0.9999`), which needs long runs; the trainer's
-EMA starts from the weights before the data-dependent init, so use `trainer.ema_start` > 0 for
-short runs. Train accuracy on each labeled batch is logged as D/acc.
+EMA copy is made after the data-dependent init. Train accuracy on each labeled batch is logged as D/acc.
 
 Feature-matching batches (`fm_batches`): `separate` (default, as the official code) — each iteration's
 unlabeled batch of `trainer.batch_size` = 200 images is split in two halves, the first for the D step
@@ -59,8 +60,7 @@ batch for both steps (the trainer's usual one-pass recipe; measured slower to le
 docs/models.md).
 
 Deviations (and why): the D pass on labeled, unlabeled and fake images is one fused forward (no batch
-statistics in D, so this changes nothing but speed). Data-dependent init on the first batch (200
-unlabeled images) instead of 500. Adam eps 1e-4 outside the square root for the official sqrt(v + 1e-8)
+statistics in D, so this changes nothing but speed). Adam eps 1e-4 outside the square root for the official sqrt(v + 1e-8)
 (torch's fused Adam has no eps inside the root; both never divide by less than ~1e-4); the exact
 official update is `optim.eps_in_sqrt=true optim.eps=1e-8` (ganzoo.optimizers, ~10 % slower a step;
 over 10 seeds of a standalone loop 2 collapsed with eps 1e-4 outside, 1 with the official form). G's BN eps 1e-6 as the
@@ -219,6 +219,7 @@ class SSGAN(GANModel):
     """Semi-supervised GAN (Salimans et al. 2016): K-class D with the fake logit at 0, feature matching, 100 labels."""
 
     needs = frozenset({"image", "image_l", "label_l"})
+    data_init_size = 500  # D's data-dependent init: the official init_param(trainx[:500])
     ema_nets = ("G", "D")  # the official code tests with averaged D parameters
     capabilities = frozenset({GENERATE, CLASSIFY})
     suites = ("ssl_accuracy",)
@@ -248,6 +249,10 @@ class SSGAN(GANModel):
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.rand(n, self.z_dim, generator=generator, device=self.device)  # U(0, 1), as the official code
+
+    def data_init(self, batch: Batch) -> None:
+        with torch.autocast(batch["image"].device.type, enabled=False):
+            self.D.data_init(batch["image"])
 
     def prepare(self, batch: Batch) -> dict:
         if not self._init_checked and self.training:
