@@ -77,6 +77,29 @@ def test_mi_term_trains_g_and_q():
     assert not _grads(m.D.head)
 
 
+@pytest.mark.parametrize("g_codes", ["fresh", "shared"])
+def test_the_g_step_draws_fresh_codes_as_the_official_trainer(tmp_path, g_codes):
+    """fresh (default): the G step runs G again on a new draw of z and codes (the official trainer's two
+    sess.run calls each sample the prior); shared: it reuses the D step's fake and codes."""
+    data = build_dataset(dict(TINY_DIGITS), seed=0)
+    m = build_model("infogan", {**TINY, "g_codes": g_codes}, data.info)
+    seen = _g_inputs(m)
+    stream = BatchStream(data, batch_size=8, seed=0, device=torch.device("cpu"))
+    t = Trainer(m, stream, settings=tiny_trainer_settings(), optim=OptimSettings(), run_dir=tmp_path, seed=0,
+                device=torch.device("cpu"), meta={})
+    t.train_step(next(stream))
+    assert len(seen) == (2 if g_codes == "fresh" else 1)
+    if g_codes == "fresh":
+        assert not torch.equal(seen[0], seen[1])
+
+
+def test_an_unknown_g_codes_names_the_key():
+    from ganzoo.errors import UserError
+
+    with pytest.raises(UserError, match=r"unknown g_codes 'reused' \(known: fresh, shared\): set model.g_codes"):
+        build_model("infogan", {**TINY, "g_codes": "reused"}, INFO)
+
+
 def test_info_terms_are_ce_plus_unit_gaussian_nll():
     m = build_model("infogan", {**TINY, "lambda_cont": 0.5}, INFO)
     t = m.info_terms(torch.zeros(3, 10), torch.zeros(3, 2), torch.tensor([0, 4, 9]), torch.ones(3, 2))

@@ -104,9 +104,11 @@ def test_one_generator_forward_per_iteration(name, tmp_path):
     _check_generator_forwards(name, tiny_model_args(name), tmp_path)
 
 
-@pytest.mark.parametrize("name,extra", [("cyclegan", {"lambda_identity": 0.0}), ("ssgan", {"fm_batches": "shared"})])
+@pytest.mark.parametrize("name,extra", [("cyclegan", {"lambda_identity": 0.0}), ("ssgan", {"fm_batches": "shared"}),
+                                        ("infogan", {"g_codes": "shared"})])
 def test_generator_forwards_of_the_non_default_variants(name, extra, tmp_path):
-    """G_FORWARDS' other branches: CycleGAN without identity loss 2 per G, SSGAN with shared batches 1."""
+    """G_FORWARDS' other branches: CycleGAN without identity loss 2 per G, SSGAN with shared batches 1,
+    InfoGAN with shared codes 1."""
     _check_generator_forwards(name, {**tiny_model_args(name), **extra}, tmp_path)
 
 

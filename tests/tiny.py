@@ -100,7 +100,7 @@ G_FORWARDS: dict[str, Callable[[dict], dict[str, int]]] = {
     "dcgan": _one_g,
     "dtn": lambda args: {"g": 1},  # one g pass on the source and target features together
     "gan": _one_g,
-    "infogan": _one_g,
+    "infogan": lambda args: {"G": 1 if args.get("g_codes") == "shared" else 2},  # fresh codes for the G step
     "pix2pix": _one_g,  # the reference: one netG forward
     "srgan": _one_g,
     "srresnet": _one_g,
