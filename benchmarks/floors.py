@@ -29,7 +29,7 @@ The report records the threads, steps, wall and CPU seconds and the 1-minute loa
 after. Then `ganzoo eval` writes <run>/metrics.json and the floor is checked on every seed:
 
     cgan    conditional_accuracy >= 0.90        acgan   conditional_accuracy >= 0.95
-    infogan code_accuracy >= 0.80               ssgan   test_accuracy >= 0.95 (error <= 5 %) and
+    infogan code_accuracy >= 0.90               ssgan   test_accuracy >= 0.95 (error <= 5 %) and
                                                         >= 10 points above supervised-only (--baseline)
     pix2pix (MNIST edges -> digits)  AtoB_accuracy_ratio >= 0.95
     cyclegan (MNIST digits <-> edges, disjoint halves)  both accuracy ratios >= 0.80, cycle_l1 <= 0.05
@@ -75,7 +75,10 @@ RUNS = {
     # the paper's CIFAR nets at a third (G) and half (D) width and batch 64: 12.5 steps/s on 2 threads
     "acgan": (["model=acgan", *MNIST, "model.ngf=32", "model.ndf=8", "trainer.batch_size=64"],
               [("conditional_accuracy", ">=", 0.95)]),
-    "infogan": (["model=infogan", *MNIST], [("code_accuracy", ">=", 0.80)]),
+    # the official nets at half width (ngf = ndf 32, fc 512; ~4x cheaper: 9 steps/s on one thread), the official
+    # batch 128 and run length (5,000 updates); the bar of issue 18 (>= 90 % on every seed), above model-specs' 80 %
+    "infogan": (["model=infogan", *MNIST, "model.ngf=32", "model.ndf=32", "model.fc_dim=512"],
+                [("code_accuracy", ">=", 0.90)]),
     "ssgan": (["model=ssgan", *MNIST], [("test_accuracy", ">=", 0.95)]),
     "pix2pix": (["model=pix2pix", "dataset=digits_pairs", *PAIRS, "model.netG=unet_32", "model.ngf=32",
                  "model.ndf=32", "trainer.batch_size=16"], [("AtoB_accuracy_ratio", ">=", 0.95)]),
