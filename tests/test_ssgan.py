@@ -298,6 +298,22 @@ def test_the_trainer_runs_the_init_on_data_init_size_images_before_the_ema_copy(
     assert torch.allclose(ema, live, atol=0.01) and (live - 1).abs().min() > 0.05
 
 
+def test_the_yaml_selects_the_official_adam_update(tmp_path):
+    """conf/model/ssgan.yaml: Adam dividing by sqrt(v + 1e-8) (nn.adam_updates), β1 0.5, lr 3e-3, for D and G."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from ganzoo.optimizers import AdamEpsInSqrt
+
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        c = OmegaConf.to_container(compose("train", ["model=ssgan"]), resolve=True)
+    assert c["optim"]["eps_in_sqrt"] is True and c["optim"]["eps"] == 1e-8 and c["optim"]["lr"] == 3e-3
+    t = run.train(model_cfg={"name": "ssgan", **TINY}, dataset_cfg={**TINY_DIGITS, "labels_per_class": 2},
+                  trainer=tiny_trainer_settings(max_steps=1), optim=OptimSettings(**c["optim"]), seed=0,
+                  run_dir=tmp_path, config={})
+    assert all(isinstance(o, AdamEpsInSqrt) for o in t.opt.values()) and set(t.opt) == {"D", "G"}
+
+
 def test_unlabeled_datasets_are_refused():
     with pytest.raises(UserError, match="needs label in each batch"):
         build_model("ssgan", {}, DataInfo("faces", 3, 32, 0, 10, ("image",)))

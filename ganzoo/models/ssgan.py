@@ -37,13 +37,15 @@ Nets (MNIST, official; adapted to any C×H×W by flattening):
   (`data_init_size`, the official `init_param(trainx[:500])`), when the trainer starts a fresh run
   (before its EMA copy; a flag buffer in D records it, and `prepare` runs it on its first batch for a
   model trained outside the trainer).
-Defaults (conf/model/ssgan.yaml): Adam lr 3e-3, β (0.5, 0.999), eps 1e-4; 100 labeled, 100 + 100
-unlabeled and 100 fake images per iteration.
+Defaults (conf/model/ssgan.yaml): Adam lr 3e-3, β (0.5, 0.999) with the official update (eps 1e-8 inside the
+square root: `optim.eps_in_sqrt=true`, ganzoo.optimizers); 100 labeled, 100 + 100 unlabeled and 100 fake images
+per iteration.
 
 Known failure (`health`): in some seeds D wins around step 1k — D/loss_unl near 0, the feature-matching
 loss climbing past 20 — and G's tanh output saturates into one binary image for every z; no gradient
 passes a saturated tanh, so it never recovers and D falls back to about the labels-only accuracy
-(measured: seed 0 on 2 threads, docs/models.md). The trainer prints the warning once.
+(docs/models.md: 2 of 10 seeds on 2 threads with D's init on the first 200-image batch and torch's fused Adam,
+0 of 10 with the official 500-image init and Adam update, now the defaults). The trainer prints the warning once.
 
 Evaluation (the `ssl_accuracy` suite, `ganzoo.metrics.classify`): `classify(x)` returns the K logits;
 the suite reports the test accuracy with the live D and, when the run kept an EMA
@@ -60,10 +62,9 @@ batch for both steps (the trainer's usual one-pass recipe; measured slower to le
 docs/models.md).
 
 Deviations (and why): the D pass on labeled, unlabeled and fake images is one fused forward (no batch
-statistics in D, so this changes nothing but speed). Adam eps 1e-4 outside the square root for the official sqrt(v + 1e-8)
-(torch's fused Adam has no eps inside the root; both never divide by less than ~1e-4); the exact
-official update is `optim.eps_in_sqrt=true optim.eps=1e-8` (ganzoo.optimizers, ~10 % slower a step;
-over 10 seeds of a standalone loop 2 collapsed with eps 1e-4 outside, 1 with the official form). G's BN eps 1e-6 as the
+statistics in D, so this changes nothing but speed). Torch's fused Adam (eps outside the square root, `optim.eps_in_sqrt=false optim.eps=1e-4`)
+is ~25 % faster a step on CPU but not the official update, and 2 of 10 seeds collapsed with it (and the
+200-image init). G's BN eps 1e-6 as the
 official code; samples use BN running statistics (eval mode), the official code always uses batch
 statistics. A batch without "image_l" (e.g. a plain BatchStream, as in the shared model tests) trains
 the unsupervised terms only.
