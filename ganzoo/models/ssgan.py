@@ -62,12 +62,11 @@ batch for both steps (the trainer's usual one-pass recipe; measured slower to le
 docs/models.md).
 
 Deviations (and why): the D pass on labeled, unlabeled and fake images is one fused forward (no batch
-statistics in D, so this changes nothing but speed). Torch's fused Adam (eps outside the square root, `optim.eps_in_sqrt=false optim.eps=1e-4`)
-is ~25 % faster a step on CPU but not the official update, and 2 of 10 seeds collapsed with it (and the
-200-image init). G's BN eps 1e-6 as the
-official code; samples use BN running statistics (eval mode), the official code always uses batch
-statistics. A batch without "image_l" (e.g. a plain BatchStream, as in the shared model tests) trains
-the unsupervised terms only.
+statistics in D, so this changes nothing but speed). Torch's fused Adam (eps outside the square root:
+`optim.eps_in_sqrt=false optim.eps=1e-4`) is ~25 % faster a step on CPU but not the official update; 2 of
+10 seeds collapsed with it and the earlier 200-image init. G's BN eps 1e-6 as the official code; samples
+use BN running statistics (eval mode), the official code always uses batch statistics. A batch without
+"image_l" (e.g. a plain BatchStream, as in the shared model tests) trains the unsupervised terms only.
 """
 
 from __future__ import annotations
