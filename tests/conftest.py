@@ -4,8 +4,11 @@ The tiny sizes themselves live in tests/tiny.py; the helpers below hand out copi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import threading
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,8 +31,22 @@ if TYPE_CHECKING:
 os.environ.setdefault("GANZOO_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ganzoo-test-{os.getpid()}"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-__all__ = ["TINY_DATA", "TINY_DIGITS", "TINY_OVERRIDES", "invoke", "tiny_data_cfg", "tiny_generator_forwards",
+__all__ = ["TINY_DATA", "TINY_DIGITS", "TINY_OVERRIDES", "invoke", "local_http_server", "tiny_data_cfg", "tiny_generator_forwards",
            "tiny_model_args", "tiny_model_cfg", "tiny_model_overrides", "tiny_runs", "tiny_trainer_settings"]
+
+
+@contextlib.contextmanager
+def local_http_server(handler):
+    """A threaded HTTP server on a free local port serving with `handler` (the offline stand-in for a
+    download host), its address as `.url`; shut down and closed on exit."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.url = f"http://127.0.0.1:{srv.server_port}"
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def tiny_trainer_settings(**overrides) -> TrainerSettings:

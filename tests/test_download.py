@@ -10,9 +10,8 @@ import random
 import re
 import shutil
 import socket
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -20,7 +19,7 @@ from ganzoo.data.base import DataError
 from ganzoo.data.fetch import download, manifest
 from ganzoo.data.fetch.download import ensure, fetch, prepare
 
-from .conftest import invoke
+from .conftest import invoke, local_http_server
 
 
 def _zip_bytes(files: dict[str, bytes]) -> bytes:
@@ -74,15 +73,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files = {"/good.zip": GOOD, "/tampered.zip": TAMPERED, "/w/model.pth": WEIGHTS}
-    srv.log, srv.cut, srv.ignore_range = [], {}, set()
-    srv.url = f"http://127.0.0.1:{srv.server_port}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with local_http_server(_Handler) as srv:
+        srv.files = {"/good.zip": GOOD, "/tampered.zip": TAMPERED, "/w/model.pth": WEIGHTS}
+        srv.log, srv.cut, srv.ignore_range = [], {}, set()
+        yield srv
 
 
 @pytest.fixture(autouse=True)

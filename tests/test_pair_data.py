@@ -13,8 +13,7 @@ import inspect
 import json
 import struct
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from ganzoo.data.fetch import download, manifest
 from ganzoo.data.loader import BatchStream
 from ganzoo.registry import DATASETS
 
-from .conftest import invoke, tiny_model_overrides
+from .conftest import invoke, local_http_server, tiny_model_overrides
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
 CPU = torch.device("cpu")
@@ -439,14 +438,9 @@ class _Files(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    srv.files, srv.log = {}, []
-    srv.url = f"http://127.0.0.1:{srv.server_port}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with local_http_server(_Files) as srv:
+        srv.files, srv.log = {}, []
+        yield srv
 
 
 def test_usps_downloads_and_verifies_from_a_server(monkeypatch, server, tmp_path):
