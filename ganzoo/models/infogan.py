@@ -148,9 +148,13 @@ class InfoGAN(GANModel):
         return self.latent(*self.sample_codes(n, generator))
 
     # -- training -------------------------------------------------------------------------------
-    def prepare(self, batch: Batch) -> dict:
-        z, cat, cont = self.sample_codes(batch["image"].shape[0])
+    def _fakes(self, n: int) -> dict:
+        """{"fake": G of n fresh codes, "cat": c1, "cont": the continuous codes}."""
+        z, cat, cont = self.sample_codes(n)
         return {"fake": self.G(self.latent(z, cat, cont)), "cat": cat, "cont": cont}
+
+    def prepare(self, batch: Batch) -> dict:
+        return self._fakes(batch["image"].shape[0])
 
     def phases(self) -> list[Phase]:
         return [Phase("D", ("D", "Q"), self.d_loss), Phase("G", ("G",), self.g_loss)]
@@ -190,14 +194,11 @@ class InfoGAN(GANModel):
                 "q_ce": info["q_ce"].detach(), "q_acc": q_acc, "q_nll": info["q_nll"].detach(), "mi_cat": mi_cat}
 
     def g_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
-        if self.fresh_codes:  # the official G step: a fresh draw of z and the codes, a second G pass
-            z, cat, cont = self.sample_codes(batch["image"].shape[0])
-            fake = self.G(self.latent(z, cat, cont))
-        else:
-            fake, cat, cont = ctx["fake"], ctx["cat"], ctx["cont"]
-        logits_fake, cat_logits, cont_mean = self.discriminate(fake)
+        # the official G step draws z and the codes afresh (a second G pass); shared reuses the D step's
+        g = self._fakes(batch["image"].shape[0]) if self.fresh_codes else ctx
+        logits_fake, cat_logits, cont_mean = self.discriminate(g["fake"])
         adv = g_nonsaturating(logits_fake)
-        info = self.info_terms(cat_logits, cont_mean, cat, cont)
+        info = self.info_terms(cat_logits, cont_mean, g["cat"], g["cont"])
         return {"loss": adv + info["info"], "adv": adv.detach(), "q_ce": info["q_ce"].detach()}
 
     # -- inference ------------------------------------------------------------------------------
