@@ -284,6 +284,12 @@ class _PairBatches:
         return self.a[ia].float().div_(127.5).sub_(1.0), self.b[ib].float().div_(127.5).sub_(1.0)
 
 
+def _ganzoo_optimizer(cfg: Config):
+    """params -> ganzoo's optimizer for them (`make_optimizer` with the config's `OptimSettings`)."""
+    settings = optim_settings(cfg)
+    return lambda params: make_optimizer(params, settings, {})
+
+
 def _requires_grad(nets, on: bool) -> None:
     for net in nets:
         for p in net.parameters():
@@ -296,16 +302,21 @@ class BarePix2Pix:
 
     name = "bare"
 
-    def __init__(self, cfg: Config, model: GANModel, data: dict[str, torch.Tensor], device: torch.device):
+    def __init__(self, cfg: Config, model: GANModel, data: dict[str, torch.Tensor] | None, device: torch.device,
+                 optimizer=None):
+        """`optimizer(params)` makes each net's optimizer (default ganzoo's `make_optimizer`); `data` None:
+        the caller feeds batches to `train_on` itself (the reference-style loop of reference.py)."""
         self.G, self.D = model.G, model.D
-        self.batches = _PairBatches(data, cfg.batch, True, device)
-        s = optim_settings(cfg)
-        self.opt_g = make_optimizer(list(self.G.parameters()), s, {})
-        self.opt_d = make_optimizer(list(self.D.parameters()), s, {})
+        self.batches = _PairBatches(data, cfg.batch, True, device) if data is not None else None
+        optimizer = optimizer or _ganzoo_optimizer(cfg)
+        self.opt_g = optimizer(list(self.G.parameters()))
+        self.opt_d = optimizer(list(self.D.parameters()))
         self.one, self.zero = torch.ones((), device=device), torch.zeros((), device=device)
 
-    def step(self) -> None:
-        real_a, real_b = self.batches.next()
+    def step(self) -> dict[str, torch.Tensor]:
+        return self.train_on(*self.batches.next())
+
+    def train_on(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         fake_b = self.G(real_a)
         _requires_grad([self.D], True)
         self.opt_d.zero_grad(set_to_none=True)
@@ -322,6 +333,7 @@ class BarePix2Pix:
                   + 100.0 * F.l1_loss(fake_b, real_b))
         loss_g.backward()
         self.opt_g.step()
+        return {"D": loss_d.detach(), "G": loss_g.detach()}
 
 
 class _ListPool:
@@ -352,20 +364,24 @@ class BareCycleGAN:
 
     name = "bare"
 
-    def __init__(self, cfg: Config, model: GANModel, data: dict[str, torch.Tensor], device: torch.device):
+    def __init__(self, cfg: Config, model: GANModel, data: dict[str, torch.Tensor] | None, device: torch.device,
+                 optimizer=None):
+        """`optimizer` and `data` as BarePix2Pix's."""
         self.G_A, self.G_B, self.D_A, self.D_B = model.G_A, model.G_B, model.D_A, model.D_B
-        self.batches = _PairBatches(data, cfg.batch, False, device)
-        s = optim_settings(cfg)
-        self.opt_g = make_optimizer([*self.G_A.parameters(), *self.G_B.parameters()], s, {})
-        self.opt_d = make_optimizer([*self.D_A.parameters(), *self.D_B.parameters()], s, {})
+        self.batches = _PairBatches(data, cfg.batch, False, device) if data is not None else None
+        optimizer = optimizer or _ganzoo_optimizer(cfg)
+        self.opt_g = optimizer([*self.G_A.parameters(), *self.G_B.parameters()])
+        self.opt_d = optimizer([*self.D_A.parameters(), *self.D_B.parameters()])
         self.pool_a, self.pool_b = _ListPool(50), _ListPool(50)
         self.one, self.zero = torch.ones((), device=device), torch.zeros((), device=device)
 
     def _gan(self, pred: torch.Tensor, real: bool) -> torch.Tensor:
         return F.mse_loss(pred, (self.one if real else self.zero).expand_as(pred))
 
-    def step(self) -> None:
-        real_a, real_b = self.batches.next()
+    def step(self) -> dict[str, torch.Tensor]:
+        return self.train_on(*self.batches.next())
+
+    def train_on(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
         fake_b = self.G_A(real_a)
         rec_a = self.G_B(fake_b)
         fake_a = self.G_B(real_b)
@@ -379,9 +395,14 @@ class BareCycleGAN:
         self.opt_g.step()
         _requires_grad([self.D_A, self.D_B], True)
         self.opt_d.zero_grad(set_to_none=True)
-        for d, real, fake in ((self.D_A, real_b, self.pool_b.query(fake_b)), (self.D_B, real_a, self.pool_a.query(fake_a))):
-            (0.5 * (self._gan(d(real), True) + self._gan(d(fake), False))).backward()
+        losses = {"G": loss_g.detach()}
+        for name, d, real, fake in (("D_A", self.D_A, real_b, self.pool_b.query(fake_b)),
+                                    ("D_B", self.D_B, real_a, self.pool_a.query(fake_a))):
+            loss_d = 0.5 * (self._gan(d(real), True) + self._gan(d(fake), False))
+            loss_d.backward()
+            losses[name] = loss_d.detach()
         self.opt_d.step()
+        return losses
 
 
 def build_loops(cfg: Config, device: torch.device, which: tuple[str, ...] = ("ganzoo", "bare")) -> dict:

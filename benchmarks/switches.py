@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (benchmarks/ is not a package)
 
+from ganzoo.data.base import ImageDataset  # noqa: E402
 from ganzoo.data.loader import BatchStream  # noqa: E402
 from ganzoo.settings import TrainerSettings  # noqa: E402
 from ganzoo.trainer import Trainer  # noqa: E402
@@ -38,8 +39,10 @@ SWITCHES = {
 }
 
 
-def make_trainer(cfg: bench.Config, device: torch.device, **switches) -> Trainer:
-    data = bench.make_dataset(cfg)
+def make_trainer(cfg: bench.Config, device: torch.device, data: ImageDataset | None = None, **switches) -> Trainer:
+    """ganzoo's trainer on the config's nets with `switches` (TrainerSettings fields) on; `data` default:
+    the config's synthetic in-memory set."""
+    data = data if data is not None else bench.make_dataset(cfg)
     model = bench.make_model(cfg, data.info, device)
     settings = TrainerSettings(max_steps=10**9, batch_size=cfg.batch, device=str(device), log_every=bench.LOG_EVERY,
                                sample_every=0, ckpt_every=0, tensorboard=False, progress=False, **switches)

@@ -152,9 +152,12 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         on_start()
     if world.main:
         where = f"{world.size} x {device.type}" if world.active else str(device)
-        log.info("training %s on %s (%d images, %s) on %s for %d steps -> %s", model_name, data.info.name,
+        precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[t.amp]
+        if trainer.amp == "auto":
+            precision += " (trainer.amp=auto: " + ("native bf16 here)" if t.amp == "bf16" else "no native bf16 here)")
+        log.info("training %s on %s (%d images, %s) on %s in %s for %d steps -> %s", model_name, data.info.name,
                  len(data), "preloaded" if stream.preloaded else f"{trainer.num_workers} workers", where,
-                 trainer.max_steps, run_dir)
+                 precision, trainer.max_steps, run_dir)
     t.fit()
     return t
 

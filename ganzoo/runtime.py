@@ -33,6 +33,28 @@ def pick_device(name: str = "auto", key: str = "device") -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 natively: a CUDA GPU that supports it (Ampere or newer), or a
+    CPU with AVX512-BF16 or AMX tiles (oneDNN's bf16 kernels). Elsewhere bf16 autocast still runs, but
+    emulated, and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(check()) for check in checks if check is not None)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """trainer.amp for `device`: auto is bf16 where the device computes bf16 natively (`native_bf16`),
+    else none (float32); none, bf16 and fp16 stay as given."""
+    if amp not in ("none", "auto", "bf16", "fp16"):
+        raise ValueError(f"unknown trainer.amp {amp!r} (known: none, auto, bf16, fp16)")
+    if amp == "auto":
+        return "bf16" if native_bf16(device) else "none"
+    return amp
+
+
 def check_devices(devices: int, device: torch.device, batch_size: int, sync_bn: bool, world_size: int = 1) -> None:
     """`trainer.devices` against the machine and the batch (one line naming the fix). `world_size`: the
     processes an external launcher (torchrun) started, when it did."""

@@ -20,7 +20,7 @@ class TrainerSettings:
     max_epochs: Optional[float] = None  # noqa: UP045 - the run's length in epochs (with max_steps null)
     batch_size: int = 64
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
-    amp: str = "none"  # none | bf16 | fp16 (fp16 uses a GradScaler)
+    amp: str = "none"  # none | auto | bf16 | fp16 (auto: bf16 where the device computes it natively; fp16: GradScaler)
     ema: bool = False  # keep an exponential moving average of the generator(s)
     ema_decay: float = 0.999
     ema_start: int = 0  # steps before the EMA starts averaging (it copies the weights until then)
@@ -140,7 +140,7 @@ TRAINER_CHECKS: dict[str, Check] = {
     "max_epochs": at_least(0, integer=False, open_=True, null=True),
     "batch_size": at_least(1),
     "device": DEVICE,
-    "amp": Check(choices=("none", "bf16", "fp16")),
+    "amp": Check(choices=("none", "auto", "bf16", "fp16")),
     "ema_decay": Check(lo=0.0, hi=1.0, hi_open=True),  # 1 would never move the average off its start
     "ema_start": at_least(0),
     "log_every": at_least(1),

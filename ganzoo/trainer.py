@@ -41,7 +41,7 @@ from .interrupts import interrupted_at_start_up
 from .models.base import GANModel, Phase
 from .optimizers import AdamEpsInSqrt
 from .runlog import RunLog
-from .runtime import Interrupted, StopRequest, rng_state, set_rng_state
+from .runtime import Interrupted, StopRequest, resolve_amp, rng_state, set_rng_state
 from .settings import OptimSettings, TrainerSettings
 from .storage import OutputError, output_error
 
@@ -160,10 +160,9 @@ class Trainer:
                     for p in self.phases}
         lam = lr_lambda(optim.schedule, optim.decay_start, settings.max_steps, optim.decay_factor)
         self.sched = {k: torch.optim.lr_scheduler.LambdaLR(o, lam) for k, o in self.opt.items()}
-        if settings.amp not in ("none", "bf16", "fp16"):
-            raise ValueError(f"unknown trainer.amp {settings.amp!r} (known: none, bf16, fp16)")
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[settings.amp]
-        self.scaler = torch.amp.GradScaler(device.type, enabled=settings.amp == "fp16")
+        self.amp = resolve_amp(settings.amp, device)  # auto -> bf16 or none, for this device
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.amp]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         if model.data_init_size:  # before the EMA copy (it starts from the initialised weights) and the
             with torch.no_grad():  # broadcast (every rank then starts from rank 0's init); a resume loads over it
                 model.data_init(stream.fixed_batch(model.data_init_size))

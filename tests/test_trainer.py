@@ -88,6 +88,36 @@ def test_amp_modes_train_and_keep_scaler_state(tmp_path, amp):
     assert t.step == 2
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(tmp_path, monkeypatch, caplog, native):
+    """trainer.amp=auto: bf16 autocast on a CPU with AVX512-BF16/AMX (or a bf16 GPU), float32 elsewhere,
+    where emulated bf16 would be slower; the run's first line says which."""
+    import logging
+
+    from ganzoo import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: native)
+    with caplog.at_level(logging.INFO, logger="ganzoo"):
+        t = run.train(model_cfg=tiny_model_cfg("dcgan"), dataset_cfg=dict(TINY_DIGITS),
+                      trainer=tiny_trainer_settings(amp="auto"), optim=OptimSettings(), seed=0, run_dir=tmp_path,
+                      config={})
+    assert (t.amp, t.amp_dtype) == (("bf16", torch.bfloat16) if native else ("none", None))
+    assert not t.scaler.is_enabled()
+    expected = "bf16 autocast (trainer.amp=auto: native bf16 here)" if native else "float32 (trainer.amp=auto: no"
+    assert expected in caplog.text
+
+
+def test_resolve_amp_keeps_explicit_choices_and_names_the_known_ones():
+    from ganzoo.runtime import native_bf16, resolve_amp
+
+    for amp in ("none", "bf16", "fp16"):
+        assert resolve_amp(amp, CPU) == amp
+    assert resolve_amp("auto", CPU) == ("bf16" if native_bf16(CPU) else "none")
+    assert resolve_amp("auto", torch.device("meta")) == "none"
+    with pytest.raises(ValueError, match="known: none, auto, bf16, fp16"):
+        resolve_amp("bf8", CPU)
+
+
 def test_compiled_nets_train_with_the_same_checkpoint_keys_and_eager_ema(tmp_path):
     """trainer.compile compiles the live nets in place (aot_eager here: dynamo's tracing without inductor's
     minutes of C++ codegen on a test machine): the checkpoint keys are a plain run's, the EMA copies stay
