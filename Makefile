@@ -35,8 +35,9 @@ test: $(STAMP) ## run the test suite (CPU, a few minutes)
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check ganzoo tests benchmarks
 
-bench: $(STAMP) ## speed and memory: ganzoo trainer vs a bare PyTorch loop, sampling images/s
+bench: $(STAMP) ## speed and memory: ganzoo trainer vs a bare PyTorch loop and vs the reference's own loop (pix2pix, CycleGAN 256 px)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/reference.py
 
 bench-gpu: $(STAMP) ## on a GPU machine: CUDA smoke of every model, data-parallel, speed switches (one JSON)
 	$(BIN)/python benchmarks/gpu_check.py

@@ -7,6 +7,8 @@
 3. Speed switches (benchmarks/switches.py) for DCGAN-64, pix2pix-256 and CycleGAN-256: fp32 eager,
    bf16, channels_last, compile, cudnn.benchmark, the best together; FLOPs per step counted and the
    share of the GPU's dense bf16 peak.
+4. ganzoo (default and bf16) against the reference projects' own loop (benchmarks/reference.py) for
+   pix2pix-256 and CycleGAN-256, on the same nets and image files.
 
 Writes one JSON file (`--out`, default $OUT/gpu_check.json or ./gpu_check.json) and prints it.
     .venv/bin/python benchmarks/gpu_check.py [--out FILE] [--budget-s 450]
@@ -95,6 +97,12 @@ def main() -> None:
         peak = peak_for(name)
         args = ["--device", "cuda", "--models", key, "--steps", "20", "--rounds", "3"]
         report["switches"] += switches.main(args + (["--peak-tflops", str(peak)] if peak else []))
+    import reference
+
+    if time.time() - start > a.budget_s:  # ganzoo (default, bf16) against the reference's own loop
+        report["reference"] = {"skipped": "over the time budget"}
+    else:
+        report["reference"] = reference.main(["--device", "cuda", "--models", "pix2pix256,cyclegan256", "--rounds", "3"])
     report["elapsed_s"] = round(time.time() - start, 1)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(report, indent=2))
