@@ -109,7 +109,15 @@ CONFIGS: dict[str, Config] = {
     "pix2pix256": Config("pix2pix256", "pix2pix U-Net-256 256px", Pix2Pix, 3, 256, batch=1, items=16, sample_n=4),
     "cyclegan64": Config("cyclegan64", "CycleGAN ResNet-9 64px", CycleGAN, 3, 64, batch=1, items=64, sample_n=16),
     "cyclegan256": Config("cyclegan256", "CycleGAN ResNet-9 256px", CycleGAN, 3, 256, batch=1, items=16, sample_n=4),
+    # not in the default set: the sizes between, for where a speed switch starts to pay (switches.py)
+    "pix2pix32": Config("pix2pix32", "pix2pix U-Net-32 32px", Pix2Pix, 3, 32, batch=1, args=(("netG", "unet_32"),),
+                        items=64, sample_n=16),
+    "pix2pix128": Config("pix2pix128", "pix2pix U-Net-128 128px", Pix2Pix, 3, 128, batch=1,
+                         args=(("netG", "unet_128"),), items=16, sample_n=4),
+    "cyclegan32": Config("cyclegan32", "CycleGAN ResNet-9 32px", CycleGAN, 3, 32, batch=1, items=64, sample_n=16),
+    "cyclegan128": Config("cyclegan128", "CycleGAN ResNet-9 128px", CycleGAN, 3, 128, batch=1, items=16, sample_n=4),
 }
+DEFAULT_MODELS = "gan,dcgan28,dcgan64,pix2pix64,pix2pix256,cyclegan64,cyclegan256"
 
 
 @dataclass
@@ -657,7 +665,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="all", choices=["cpu", "cuda", "all"],
                    help="all: CPU, and CUDA when available (default)")
-    p.add_argument("--models", default=",".join(CONFIGS), help=f"comma-separated, from {','.join(CONFIGS)}")
+    p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, from {','.join(CONFIGS)}")
     p.add_argument("--quick", action="store_true", help="tiny step counts (a smoke test, not a measurement)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch threads (default: usable cores)")

@@ -52,7 +52,7 @@ from ganzoo.build import build_dataset  # noqa: E402
 from ganzoo.models.pix2pix import Pix2Pix  # noqa: E402
 from ganzoo.runtime import native_bf16  # noqa: E402
 
-MODELS = ("pix2pix256", "cyclegan256", "pix2pix64", "cyclegan64")
+MODELS = tuple(k for k in bench.CONFIGS if k.startswith(("pix2pix", "cyclegan")))  # the image-to-image configs
 
 
 def load_size(resolution: int) -> int:

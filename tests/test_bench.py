@@ -42,7 +42,10 @@ def _positive(x) -> bool:
 
 def test_import_has_no_side_effects(bench, capsys):
     assert bench.__doc__ and "bare" in bench.__doc__
-    assert set(bench.CONFIGS) == {"gan", "dcgan28", "dcgan64", "pix2pix64", "pix2pix256", "cyclegan64", "cyclegan256"}
+    assert set(bench.DEFAULT_MODELS.split(",")) == {"gan", "dcgan28", "dcgan64", "pix2pix64", "pix2pix256", "cyclegan64",
+                                                    "cyclegan256"}
+    assert set(bench.CONFIGS) == {*bench.DEFAULT_MODELS.split(","), "pix2pix32", "pix2pix128", "cyclegan32",
+                                  "cyclegan128"}
     assert capsys.readouterr().out == ""
 
 
