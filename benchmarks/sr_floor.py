@@ -4,6 +4,12 @@
     .venv/bin/python benchmarks/sr_floor.py srresnet        # stage 1: small SRResNet x4 (<= 20 min CPU)
     .venv/bin/python benchmarks/sr_floor.py srgan           # stage 2: SRGAN from stage 1 (init_from)
     .venv/bin/python benchmarks/sr_floor.py report          # ganzoo eval of both + high-frequency energy
+    .venv/bin/python benchmarks/sr_floor.py srresnet --seeds 0-2 [--jobs 2]   # over seeds (runs/<stage>/seed<s>)
+    .venv/bin/python benchmarks/sr_floor.py report --seeds 0-2                  # per seed, min / median / max
+
+Without --seeds a stage runs seed 0 in runs/<stage> (the layout of the runs in docs/models.md). With
+--seeds each seed trains in runs/<stage>/seed<s> (srgan from the srresnet run of the same seed), `--jobs`
+at a time, each on one thread; `report --seeds` writes report_seeds.json with every seed and the summary.
 
 Photos: the sample images of scikit-image (`skimage/data`), scikit-learn (`sklearn/datasets/images`) and
 matplotlib (`mpl-data/sample_data`), taken from their wheels with `pip download --no-deps` (no install).
@@ -71,9 +77,50 @@ def photos() -> None:
     print(f"{len(TRAIN)} training and {len(TEST)} held-out photos in {ROOT / 'photos'}")
 
 
-def train(stage: str) -> None:
+def run_dir(stage: str, seed: int | None) -> Path:
+    return ROOT / "runs" / stage if seed is None else ROOT / "runs" / stage / f"seed{seed}"
+
+
+def train(stage: str, seed: int | None = None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
-    subprocess.run([*GANZOO, "train", *COMMON, *STAGES[stage]], check=True, env=env)
+    args = [*GANZOO, "train", *COMMON, *STAGES[stage]]
+    if seed is not None:  # the seed's own folder; srgan starts from the srresnet run of its seed
+        args += [f"seed={seed}", f"hydra.run.dir={run_dir(stage, seed)}"]
+        if stage == "srgan":
+            args.append(f"model.init_from={run_dir('srresnet', seed)}")
+    subprocess.run(args, check=True, env=env)
+
+
+def train_seeds(stage: str, seeds: list[int], jobs: int) -> None:
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda s: train(stage, s), seeds))
+
+
+def report_seeds(seeds: list[int]) -> None:
+    """Y-PSNR over bicubic on the held-out photos per seed and stage, and min / median / max."""
+    import statistics
+
+    out: dict = {}
+    for stage in STAGES:
+        rows = []
+        for seed in seeds:
+            run = run_dir(stage, seed)
+            if not (run / "checkpoints").is_dir():
+                continue
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
+            subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"],
+                           check=True, env=env)
+            m = json.loads((run / "metrics.json").read_text())
+            rows.append({"seed": seed, "psnr_y": m["psnr_y"], "bicubic_psnr_y": m["bicubic_psnr_y"],
+                         "gain_db": m["psnr_y"] - m["bicubic_psnr_y"], "ssim_y": m["ssim_y"]})
+        if rows:
+            gains = [r["gain_db"] for r in rows]
+            out[stage] = {"per_seed": rows, "gain_db": {"min": min(gains), "median": statistics.median(gains),
+                                                        "max": max(gains)}}
+    print(json.dumps(out, indent=2))
+    (ROOT / "report_seeds.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 def report() -> None:
@@ -111,6 +158,27 @@ def report() -> None:
     (ROOT / "report.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
+def main(argv: list[str]) -> None:
+    import argparse
+
+    from floors import parse_seeds
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", nargs="?", default="report", choices=["photos", "report", *STAGES])
+    p.add_argument("--seeds", default=None, help="e.g. 0-2: one run per seed in runs/<stage>/seed<s>")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained side by side (one thread each)")
+    a = p.parse_args(argv)
+    seeds = parse_seeds(a.seeds) if a.seeds else None
+    if a.what == "photos":
+        photos()
+    elif a.what == "report":
+        report_seeds(seeds) if seeds else report()
+    elif seeds:
+        train_seeds(a.what, seeds, a.jobs)
+    else:
+        train(a.what)
+
+
 if __name__ == "__main__":
-    what = sys.argv[1] if len(sys.argv) > 1 else "report"
-    {"photos": photos, "report": report}.get(what, lambda: train(what))()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main(sys.argv[1:])

@@ -52,3 +52,24 @@ def test_the_switch_benchmark_measures_each_switch_and_counts_flops():
     assert r["baseline_steps_per_s"] > 0 and r["bf16"]["speedup"] > 0 and r["channels_last"]["steps_per_s"] > 0
     assert "cudnn_benchmark" not in r  # a CUDA switch: not measured on the CPU
     assert r["flops_per_step"] > 1e8  # the GAN's 1200-1200 MLPs on a batch of 64, forward and backward
+
+
+def test_sr_floor_seeds_train_in_their_own_folders_and_srgan_starts_from_its_seeds_srresnet(monkeypatch):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("sr_floor", Path(__file__).parents[1] / "benchmarks" / "sr_floor.py")
+    sr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sr)
+    calls = []
+    monkeypatch.setattr(sr.subprocess, "run", lambda args, **kw: calls.append(args))
+    sr.main(["srgan", "--seeds", "0,2", "--jobs", "1"])
+    assert len(calls) == 2
+    for seed, args in zip((0, 2), calls, strict=True):
+        assert f"seed={seed}" in args
+        assert args.index(f"hydra.run.dir={sr.ROOT / 'runs/srgan' / f'seed{seed}'}") > args.index(
+            f"hydra.run.dir={sr.ROOT / 'runs/srgan'}")  # the later one wins (Hydra: the last override)
+        assert args[-1] == f"model.init_from={sr.ROOT / 'runs/srresnet' / f'seed{seed}'}"
+    calls.clear()
+    sr.main(["srresnet"])  # no --seeds: seed 0's layout as before
+    assert not any(a.startswith("seed=") for a in calls[0])
+    with pytest.raises(SystemExit):
+        sr.main(["srresnet", "--seeds", "0,0"])
