@@ -154,7 +154,7 @@ def train(*, model_cfg: dict, dataset_cfg: dict, trainer: TrainerSettings, optim
         where = f"{world.size} x {device.type}" if world.active else str(device)
         precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[t.amp]
         if trainer.amp == "auto":
-            precision += " (trainer.amp=auto: " + ("native bf16 here)" if t.amp == "bf16" else "no native bf16 here)")
+            precision += f" ({t.amp_reason})"
         log.info("training %s on %s (%d images, %s) on %s in %s for %d steps -> %s", model_name, data.info.name,
                  len(data), "preloaded" if stream.preloaded else f"{trainer.num_workers} workers", where,
                  precision, trainer.max_steps, run_dir)

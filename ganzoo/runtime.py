@@ -45,14 +45,25 @@ def native_bf16(device: torch.device) -> bool:
     return any(bool(check()) for check in checks if check is not None)
 
 
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """trainer.amp for `device`: auto is bf16 where the device computes bf16 natively (`native_bf16`),
-    else none (float32); none, bf16 and fp16 stay as given."""
+def amp_choice(amp: str, device: torch.device, resolution: int | None = None, min_px: int = 0) -> tuple[str, str]:
+    """(trainer.amp for this run, why, in words). auto is bf16 where it pays: the device computes bf16
+    natively (`native_bf16`) and the images are at least `min_px` on a side (below that, the casts cost
+    more than the bf16 kernels save on a CPU: benchmarks/README.md); float32 otherwise. none, bf16 and
+    fp16 stay as given."""
     if amp not in ("none", "auto", "bf16", "fp16"):
         raise ValueError(f"unknown trainer.amp {amp!r} (known: none, auto, bf16, fp16)")
-    if amp == "auto":
-        return "bf16" if native_bf16(device) else "none"
-    return amp
+    if amp != "auto":
+        return amp, f"trainer.amp={amp}"
+    if not native_bf16(device):
+        return "none", f"trainer.amp=auto: no native bf16 on {device.type}"
+    if resolution is not None and resolution < min_px:
+        return "none", f"trainer.amp=auto: {resolution} px is below trainer.amp_auto_min_px={min_px}"
+    return "bf16", f"trainer.amp=auto: native bf16 on {device.type}"
+
+
+def resolve_amp(amp: str, device: torch.device, resolution: int | None = None, min_px: int = 0) -> str:
+    """trainer.amp for `device` and images of `resolution` px (see `amp_choice`)."""
+    return amp_choice(amp, device, resolution, min_px)[0]
 
 
 def check_devices(devices: int, device: torch.device, batch_size: int, sync_bn: bool, world_size: int = 1) -> None:

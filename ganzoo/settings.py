@@ -20,7 +20,8 @@ class TrainerSettings:
     max_epochs: Optional[float] = None  # noqa: UP045 - the run's length in epochs (with max_steps null)
     batch_size: int = 64
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
-    amp: str = "none"  # none | auto | bf16 | fp16 (auto: bf16 where the device computes it natively; fp16: GradScaler)
+    amp: str = "none"  # none | auto | bf16 | fp16 (fp16 uses a GradScaler)
+    amp_auto_min_px: int = 128  # amp=auto: bf16 on a device with native bf16 for images of at least this size
     ema: bool = False  # keep an exponential moving average of the generator(s)
     ema_decay: float = 0.999
     ema_start: int = 0  # steps before the EMA starts averaging (it copies the weights until then)
@@ -141,6 +142,7 @@ TRAINER_CHECKS: dict[str, Check] = {
     "batch_size": at_least(1),
     "device": DEVICE,
     "amp": Check(choices=("none", "auto", "bf16", "fp16")),
+    "amp_auto_min_px": at_least(0),
     "ema_decay": Check(lo=0.0, hi=1.0, hi_open=True),  # 1 would never move the average off its start
     "ema_start": at_least(0),
     "log_every": at_least(1),

@@ -41,7 +41,7 @@ from .interrupts import interrupted_at_start_up
 from .models.base import GANModel, Phase
 from .optimizers import AdamEpsInSqrt
 from .runlog import RunLog
-from .runtime import Interrupted, StopRequest, resolve_amp, rng_state, set_rng_state
+from .runtime import Interrupted, StopRequest, amp_choice, rng_state, set_rng_state
 from .settings import OptimSettings, TrainerSettings
 from .storage import OutputError, output_error
 
@@ -160,7 +160,8 @@ class Trainer:
                     for p in self.phases}
         lam = lr_lambda(optim.schedule, optim.decay_start, settings.max_steps, optim.decay_factor)
         self.sched = {k: torch.optim.lr_scheduler.LambdaLR(o, lam) for k, o in self.opt.items()}
-        self.amp = resolve_amp(settings.amp, device)  # auto -> bf16 or none, for this device
+        # auto -> bf16 or none, for this device and image size
+        self.amp, self.amp_reason = amp_choice(settings.amp, device, stream.info.resolution, settings.amp_auto_min_px)
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
         if model.data_init_size:  # before the EMA copy (it starts from the initialised weights) and the

@@ -88,10 +88,11 @@ def test_amp_modes_train_and_keep_scaler_state(tmp_path, amp):
     assert t.step == 2
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(tmp_path, monkeypatch, caplog, native):
-    """trainer.amp=auto: bf16 autocast on a CPU with AVX512-BF16/AMX (or a bf16 GPU), float32 elsewhere,
-    where emulated bf16 would be slower; the run's first line says which."""
+@pytest.mark.parametrize("native,min_px,expected", [(True, 16, "bf16"), (True, 128, "none"), (False, 16, "none")])
+def test_amp_auto_is_bf16_only_on_native_bf16_and_big_enough_images(tmp_path, monkeypatch, caplog, native, min_px,
+                                                                    expected):
+    """trainer.amp=auto: bf16 autocast on a device with native bf16 (AVX512-BF16/AMX, a bf16 GPU) for images
+    of at least trainer.amp_auto_min_px, float32 otherwise; the run's first line says which and why."""
     import logging
 
     from ganzoo import runtime
@@ -99,21 +100,26 @@ def test_amp_auto_is_bf16_only_where_the_device_computes_it_natively(tmp_path, m
     monkeypatch.setattr(runtime, "native_bf16", lambda device: native)
     with caplog.at_level(logging.INFO, logger="ganzoo"):
         t = run.train(model_cfg=tiny_model_cfg("dcgan"), dataset_cfg=dict(TINY_DIGITS),
-                      trainer=tiny_trainer_settings(amp="auto"), optim=OptimSettings(), seed=0, run_dir=tmp_path,
-                      config={})
-    assert (t.amp, t.amp_dtype) == (("bf16", torch.bfloat16) if native else ("none", None))
+                      trainer=tiny_trainer_settings(amp="auto", amp_auto_min_px=min_px), optim=OptimSettings(),
+                      seed=0, run_dir=tmp_path, config={})
+    assert t.amp == expected and t.amp_dtype == (torch.bfloat16 if expected == "bf16" else None)
     assert not t.scaler.is_enabled()
-    expected = "bf16 autocast (trainer.amp=auto: native bf16 here)" if native else "float32 (trainer.amp=auto: no"
-    assert expected in caplog.text
+    px = t.stream.info.resolution
+    assert px >= 16 and px < 128  # the tiny digits sit between the two thresholds
+    why = {"bf16": "bf16 autocast (trainer.amp=auto: native bf16 on cpu)",
+           "none": (f"float32 (trainer.amp=auto: {px} px is below trainer.amp_auto_min_px=128)" if native
+                    else "float32 (trainer.amp=auto: no native bf16 on cpu)")}[expected]
+    assert why in caplog.text
 
 
-def test_resolve_amp_keeps_explicit_choices_and_names_the_known_ones():
-    from ganzoo.runtime import native_bf16, resolve_amp
+def test_amp_choice_keeps_explicit_choices_and_names_the_known_ones():
+    from ganzoo.runtime import amp_choice, native_bf16, resolve_amp
 
     for amp in ("none", "bf16", "fp16"):
-        assert resolve_amp(amp, CPU) == amp
-    assert resolve_amp("auto", CPU) == ("bf16" if native_bf16(CPU) else "none")
-    assert resolve_amp("auto", torch.device("meta")) == "none"
+        assert resolve_amp(amp, CPU, 8, 128) == amp  # given explicitly: no size rule
+    assert resolve_amp("auto", CPU, 256, 128) == ("bf16" if native_bf16(CPU) else "none")
+    assert resolve_amp("auto", CPU, 64, 128) == "none"
+    assert amp_choice("auto", torch.device("meta"))[0] == "none"
     with pytest.raises(ValueError, match="known: none, auto, bf16, fp16"):
         resolve_amp("bf8", CPU)
 
