@@ -21,7 +21,7 @@ class TrainerSettings:
     batch_size: int = 64
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | cuda:1 | mps
     amp: str = "none"  # none | auto | bf16 | fp16 (fp16 uses a GradScaler)
-    amp_auto_min_px: int = 128  # amp=auto: bf16 on a device with native bf16 for images of at least this size
+    amp_auto_min_px: int = 0  # amp=auto: bf16 (on a device with native bf16) only for images of at least this size
     ema: bool = False  # keep an exponential moving average of the generator(s)
     ema_decay: float = 0.999
     ema_start: int = 0  # steps before the EMA starts averaging (it copies the weights until then)

@@ -138,7 +138,8 @@ PAIRS = ["dataset.num_train=64", "dataset.num_test=16", "trainer.batch_size=8", 
          # stays at rounding size (a missed average would move weights by ~1e-4). Under Adam a gradient that
          # is zero up to rounding (a bias before instance norm) still moves its weight by +-lr, in a direction
          # set by that rounding; with large SGD steps CycleGAN's first steps are chaotic and amplify it
-         "optim.name=sgd", "optim.lr=1e-5"]
+         "optim.name=sgd", "optim.lr=1e-5",
+         "trainer.amp=none"]  # float32: the equality is of the reduction, not of bf16 rounding (cyclegan.yaml: auto)
 
 
 @pytest.mark.parametrize("model", [

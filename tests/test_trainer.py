@@ -98,6 +98,9 @@ def test_amp_auto_is_bf16_only_on_native_bf16_and_big_enough_images(tmp_path, mo
     from ganzoo import runtime
 
     monkeypatch.setattr(runtime, "native_bf16", lambda device: native)
+    logger = logging.getLogger("ganzoo")  # an earlier in-process Hydra job may have reconfigured it
+    monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "propagate", True)
     with caplog.at_level(logging.INFO, logger="ganzoo"):
         t = run.train(model_cfg=tiny_model_cfg("dcgan"), dataset_cfg=dict(TINY_DIGITS),
                       trainer=tiny_trainer_settings(amp="auto", amp_auto_min_px=min_px), optim=OptimSettings(),
