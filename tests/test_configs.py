@@ -94,11 +94,10 @@ def test_a_dataset_given_wins_over_the_models_default(hydra_ctx, model, dataset)
 
 
 def test_bf16_by_default_only_where_measured(hydra_ctx):
-    """trainer.amp=auto where benchmarks/switches.py measured bf16 faster and a floor run checked its quality:
-    CycleGAN at every size, pix2pix from 256 px (its batch-1 U-Nets are slower in bf16 below); float32 for
-    every other model (their floors were measured in float32)."""
+    """trainer.amp=auto where benchmarks/switches.py measured bf16 faster and its floor run held in bf16: pix2pix
+    from 256 px (its batch-1 U-Nets are slower in bf16 below); float32 for every other model (CycleGAN's bf16
+    floor run met the floor on 2 of 3 seeds; the others' floors were measured in float32 only)."""
     amp = {m: (c.trainer.amp, c.trainer.amp_auto_min_px)
            for m in group_options("model") for c in [compose("train", overrides=[f"model={m}"])]}
-    assert amp.pop("cyclegan") == ("auto", 0)
     assert amp.pop("pix2pix") == ("auto", 256)
     assert set(amp.values()) == {("none", 0)}

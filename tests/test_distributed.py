@@ -139,7 +139,7 @@ PAIRS = ["dataset.num_train=64", "dataset.num_test=16", "trainer.batch_size=8", 
          # is zero up to rounding (a bias before instance norm) still moves its weight by +-lr, in a direction
          # set by that rounding; with large SGD steps CycleGAN's first steps are chaotic and amplify it
          "optim.name=sgd", "optim.lr=1e-5",
-         "trainer.amp=none"]  # float32: the equality is of the reduction, not of bf16 rounding (cyclegan.yaml: auto)
+         "trainer.amp=none"]  # float32 whatever a yaml says: the equality is of the reduction, not of bf16 rounding
 
 
 @pytest.mark.parametrize("model", [
