@@ -17,11 +17,12 @@ Three loops per config, timed in alternating rounds (each loop's best round coun
   and every loss read with `.item()` every step, as the per-batch `print` of the popular loops (the
   reference itself reads them every `print_freq` = 100 steps; on a CPU, which runs synchronously, the
   two cost the same).
-* **ganzoo** — `ganzoo train` with its defaults on the same files: the `aligned`/`unaligned` dataset
+* **ganzoo** — `ganzoo train` in float32 (`trainer.amp=none`) on the same files: the `aligned`/`unaligned` dataset
   (decoded and resized once when the run starts, preloaded, cropped and flipped on the device),
   `BatchStream`, `Trainer.train_step` with its fused Adam, stats read every 50 steps.
 * **ganzoo best** — the same with the speed switches of `--best` (default: `bf16` where the device
-  computes bf16 natively — a CPU with AVX512-BF16/AMX or a CUDA GPU that supports it; none elsewhere).
+  computes bf16 natively — a CPU with AVX512-BF16/AMX or a CUDA GPU that supports it; none elsewhere;
+  pix2pix's default at 256 px there, `trainer.amp: auto`).
 
 Identical nets in all three (one seed, the model's own initialisation), the reference's batch 1.
 Left out of the timings, in the reference's favour: its per-epoch worker restart (workers are kept

@@ -61,11 +61,6 @@ def amp_choice(amp: str, device: torch.device, resolution: int | None = None, mi
     return "bf16", f"trainer.amp=auto: native bf16 on {device.type}"
 
 
-def resolve_amp(amp: str, device: torch.device, resolution: int | None = None, min_px: int = 0) -> str:
-    """trainer.amp for `device` and images of `resolution` px (see `amp_choice`)."""
-    return amp_choice(amp, device, resolution, min_px)[0]
-
-
 def check_devices(devices: int, device: torch.device, batch_size: int, sync_bn: bool, world_size: int = 1) -> None:
     """`trainer.devices` against the machine and the batch (one line naming the fix). `world_size`: the
     processes an external launcher (torchrun) started, when it did."""

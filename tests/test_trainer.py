@@ -116,15 +116,15 @@ def test_amp_auto_is_bf16_only_on_native_bf16_and_big_enough_images(tmp_path, mo
 
 
 def test_amp_choice_keeps_explicit_choices_and_names_the_known_ones():
-    from ganzoo.runtime import amp_choice, native_bf16, resolve_amp
+    from ganzoo.runtime import amp_choice, native_bf16
 
     for amp in ("none", "bf16", "fp16"):
-        assert resolve_amp(amp, CPU, 8, 128) == amp  # given explicitly: no size rule
-    assert resolve_amp("auto", CPU, 256, 128) == ("bf16" if native_bf16(CPU) else "none")
-    assert resolve_amp("auto", CPU, 64, 128) == "none"
-    assert amp_choice("auto", torch.device("meta"))[0] == "none"
+        assert amp_choice(amp, CPU, 8, 128) == (amp, f"trainer.amp={amp}")  # given explicitly: no size rule
+    assert amp_choice("auto", CPU, 256, 128)[0] == ("bf16" if native_bf16(CPU) else "none")
+    assert amp_choice("auto", CPU, 64, 128)[0] == "none"
+    assert amp_choice("auto", torch.device("meta")) == ("none", "trainer.amp=auto: no native bf16 on meta")
     with pytest.raises(ValueError, match="known: none, auto, bf16, fp16"):
-        resolve_amp("bf8", CPU)
+        amp_choice("bf8", CPU)
 
 
 def test_compiled_nets_train_with_the_same_checkpoint_keys_and_eager_ema(tmp_path):
