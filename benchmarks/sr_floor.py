@@ -112,7 +112,7 @@ def report_seeds(seeds: list[int]) -> None:
             env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
             subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"],
                            check=True, env=env)
-            m = json.loads((run / "metrics.json").read_text())
+            m = json.loads((run / "metrics_test.json").read_text())  # ganzoo eval data=<folder>: metrics_<folder>.json
             rows.append({"seed": seed, "psnr_y": m["psnr_y"], "bicubic_psnr_y": m["bicubic_psnr_y"],
                          "gain_db": m["psnr_y"] - m["bicubic_psnr_y"], "ssim_y": m["ssim_y"]})
         if rows:
@@ -140,7 +140,7 @@ def report() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
         subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"], check=True,
                        env=env)
-        metrics = json.loads((run / "metrics.json").read_text())
+        metrics = json.loads((run / "metrics_test.json").read_text())
         model, _ = load_model(run, device=torch.device("cpu"))
         lap = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=torch.float64).view(1, 1, 3, 3)
         ratios = {"sr": [], "bicubic": []}
