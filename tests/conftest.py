@@ -35,6 +35,16 @@ __all__ = ["TINY_DATA", "TINY_DIGITS", "TINY_OVERRIDES", "invoke", "local_http_s
            "tiny_model_args", "tiny_model_cfg", "tiny_model_overrides", "tiny_runs", "tiny_trainer_settings"]
 
 
+@pytest.fixture
+def restore_torch_globals():
+    """For tests that run the benchmark scripts, which set torch's thread count and seeds: leave both as
+    they were for other tests (`pytestmark = pytest.mark.usefixtures("restore_torch_globals")`)."""
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    torch.set_num_threads(threads)
+
+
 @contextlib.contextmanager
 def local_http_server(handler):
     """A threaded HTTP server on a free local port serving with `handler` (the offline stand-in for a

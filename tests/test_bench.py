@@ -27,13 +27,7 @@ def bench():
     sys.modules.pop(spec.name, None)
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    """The benchmark sets torch's thread count and seeds; leave both as they were for other tests."""
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")  # the scripts set threads and seeds (conftest)
 
 
 def _positive(x) -> bool:

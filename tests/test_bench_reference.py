@@ -20,12 +20,7 @@ import reference  # noqa: E402
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")  # the scripts set threads and seeds (conftest)
 
 
 @pytest.fixture(scope="module")

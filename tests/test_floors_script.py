@@ -43,6 +43,7 @@ def test_bad_options_exit_before_training(monkeypatch, args):
         floors.main()
 
 
+@pytest.mark.usefixtures("restore_torch_globals")  # switches.main sets 1 thread and seeds
 def test_the_switch_benchmark_measures_each_switch_and_counts_flops():
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     import switches
