@@ -474,16 +474,23 @@ def seconds_per_step(loop, device: torch.device, plan: Plan, warm: list[float]) 
     return t / n
 
 
-def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, GANModel]:
-    """Alternating timing rounds of both loops; returns ({loop: [round seconds]}, steps per round, model)."""
-    loops = build_loops(cfg, device)
+def time_loops(loops: dict, device: torch.device, plan: Plan) -> tuple[dict[str, list[float]], int]:
+    """Warm each loop up, size the rounds from the fastest, then alternate timing rounds of all the loops
+    (as fit in the plan's budget); returns ({loop: [round seconds]}, steps per round)."""
     warm = {name: warm_up(lp, device, plan) for name, lp in loops.items()}
     per_step = min(seconds_per_step(lp, device, plan, warm[name]) for name, lp in loops.items())
     steps = int(min(plan.max_steps, max(plan.min_steps, round(plan.round_s / max(per_step, 1e-9)))))
-    times: dict[str, list[float]] = {"ganzoo": [], "bare": []}
-    for _ in range(plan.rounds_for(steps * per_step)):
-        for name in ("ganzoo", "bare"):
-            times[name].append(time_steps(loops[name], steps, device))
+    times: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(plan.rounds_for(steps * per_step * len(loops) / 2)):  # rounds_for counts a pair of loops
+        for name, lp in loops.items():
+            times[name].append(time_steps(lp, steps, device))
+    return times, steps
+
+
+def measure_speed(cfg: Config, device: torch.device, plan: Plan) -> tuple[dict, int, GANModel]:
+    """Alternating timing rounds of both loops; returns ({loop: [round seconds]}, steps per round, model)."""
+    loops = build_loops(cfg, device)
+    times, steps = time_loops(loops, device, plan)
     return times, steps, loops["ganzoo"].trainer.model
 
 

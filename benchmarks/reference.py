@@ -210,14 +210,8 @@ def measure(key: str, device: torch.device, root: Path, best: dict, workers: int
     if best:
         loops["ganzoo best"], setup["ganzoo best"] = ganzoo_loop(cfg, root, device, **best)
     loops["reference"] = ReferenceLoop(cfg, root, device, workers)
-    warm = {name: bench.warm_up(lp, device, plan) for name, lp in loops.items()}
-    per_step = min(bench.seconds_per_step(lp, device, plan, warm[name]) for name, lp in loops.items())
-    steps = int(min(plan.max_steps, max(plan.min_steps, round(plan.round_s / max(per_step, 1e-9)))))
-    rounds = plan.rounds_for(steps * per_step * len(loops) / 2)
-    times: dict[str, list[float]] = {name: [] for name in loops}
-    for _ in range(rounds):
-        for name, lp in loops.items():
-            times[name].append(bench.time_steps(lp, steps, device))
+    times, steps = bench.time_loops(loops, device, plan)
+    rounds = len(times["reference"])
     rates = {name: steps / min(t) for name, t in times.items()}
     ref = rates["reference"]
     return {"config": key, "label": cfg.label, "device": str(device), "batch": cfg.batch, "steps_per_round": steps,
