@@ -81,14 +81,25 @@ def run_dir(stage: str, seed: int | None) -> Path:
     return ROOT / "runs" / stage if seed is None else ROOT / "runs" / stage / f"seed{seed}"
 
 
+def _env() -> dict:
+    """One thread, and the photo set's own data home (the VGG weights, caches)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
+
+
+def evaluate(run: Path) -> dict:
+    """`ganzoo eval` of a run on the held-out photos; its metrics (eval data=<folder> writes metrics_<folder>.json)."""
+    subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"], check=True,
+                   env=_env())
+    return json.loads((run / "metrics_test.json").read_text())
+
+
 def train(stage: str, seed: int | None = None) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
     args = [*GANZOO, "train", *COMMON, *STAGES[stage]]
     if seed is not None:  # the seed's own folder; srgan starts from the srresnet run of its seed
         args += [f"seed={seed}", f"hydra.run.dir={run_dir(stage, seed)}"]
         if stage == "srgan":
             args.append(f"model.init_from={run_dir('srresnet', seed)}")
-    subprocess.run(args, check=True, env=env)
+    subprocess.run(args, check=True, env=_env())
 
 
 def train_seeds(stage: str, seeds: list[int], jobs: int) -> None:
@@ -109,10 +120,7 @@ def report_seeds(seeds: list[int]) -> None:
             run = run_dir(stage, seed)
             if not (run / "checkpoints").is_dir():
                 continue
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
-            subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"],
-                           check=True, env=env)
-            m = json.loads((run / "metrics_test.json").read_text())  # ganzoo eval data=<folder>: metrics_<folder>.json
+            m = evaluate(run)
             rows.append({"seed": seed, "psnr_y": m["psnr_y"], "bicubic_psnr_y": m["bicubic_psnr_y"],
                          "gain_db": m["psnr_y"] - m["bicubic_psnr_y"], "ssim_y": m["ssim_y"]})
         if rows:
@@ -137,10 +145,7 @@ def report() -> None:
     out = {}
     for stage in STAGES:
         run = ROOT / "runs" / stage
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "GANZOO_DATA": str(ROOT / "data")}
-        subprocess.run([*GANZOO, "eval", f"run={run}", f"data={ROOT / 'photos/test'}", "device=cpu"], check=True,
-                       env=env)
-        metrics = json.loads((run / "metrics_test.json").read_text())
+        metrics = evaluate(run)
         model, _ = load_model(run, device=torch.device("cpu"))
         lap = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=torch.float64).view(1, 1, 3, 3)
         ratios = {"sr": [], "bicubic": []}
