@@ -5,8 +5,9 @@
 Takes f from a trained DTN run (frozen, eval mode, as in training) and trains a fresh g of DTN's decoder
 architecture (width NGF, default the run's own) on L_TID alone: the MSE of g(f(x_t)) against x_t over the
 target domain's train images (batch 64, Adam 3e-4 β (0.9, 0.999) as the yaml), no GAN term, no f-constancy.
-Prints the target-identity L1 on the target test images, computed as the `target_identity` suite does
-(mean |G(x_t) − x_t| on [0, 1], g in eval mode), at 250, 500, 1,000, 2,000, ... steps. One thread.
+Prints the target-identity L1 on the target test images — the `target_identity` suite itself, on the run's
+model with this g in place of its own (mean |G(x_t) − x_t| on [0, 1], g in eval mode) — at 250, 500, 1,000,
+2,000, ... steps. One thread.
 
 If even this g cannot bring the L1 under the floor, the GAN run cannot either: the limit is what f's
 features keep of a target image and what a decoder of that width can redraw from them, not the training.
@@ -18,11 +19,12 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from ganzoo.build import Splits, build_dataset
 from ganzoo.data.loader import to_float
-from ganzoo.metrics.translation import domain_view, test_changes
+from ganzoo.metrics.identity import TargetIdentity
+from ganzoo.metrics.suite import EvalOptions
+from ganzoo.metrics.translation import domain_view
 from ganzoo.models.base import init_normal
 from ganzoo.models.dtn import decoder
 from ganzoo.run import load_model
@@ -41,21 +43,10 @@ def main(argv: list[str]) -> None:
     steps = int(argv[2]) if len(argv) > 2 else 2000
     cfg = ckpt["dataset"]
     train_b = domain_view(build_dataset(cfg, split="train"), "B").images
-    test_b = domain_view(Splits(cfg).get("test", **test_changes(cfg)), "B").images
-    g = decoder(model.f.dim, model.c_t, ngf, model.data.resolution)
+    suite = TargetIdentity(model, Splits(cfg), EvalOptions(device=torch.device("cpu"), model_name="dtn"))
+    model.g = g = decoder(model.f.dim, model.c_t, ngf, model.data.resolution)  # translate() now runs this g
     init_normal(g)
     opt = torch.optim.Adam(g.parameters(), 3e-4, betas=(0.9, 0.999))
-
-    def target_identity_l1() -> float:
-        g.eval()
-        total, n = 0.0, 0
-        with torch.no_grad():
-            for b in test_b.split(500):
-                x = to_float(b)
-                total += F.l1_loss(g(model._f(x)[:, :, None, None]), x, reduction="sum").item() / 2  # [0, 1]
-                n += x.numel()
-        g.train()
-        return total / n
 
     t0 = time.time()
     for step in range(1, steps + 1):
@@ -67,7 +58,8 @@ def main(argv: list[str]) -> None:
         loss.backward()
         opt.step()
         if step in REPORT_AT or step == steps:
-            print(f"ngf {ngf} step {step} mse {loss.item():.4f} target_identity_l1 {target_identity_l1():.4f} "
+            l1 = next(iter(suite.metrics(model).values()))
+            print(f"ngf {ngf} step {step} mse {loss.item():.4f} target_identity_l1 {l1:.4f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
 
 
