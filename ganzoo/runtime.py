@@ -135,7 +135,9 @@ class StopRequest:
     """SIGINT, SIGTERM, SIGHUP (a closed terminal, a dropped SSH session), SIGUSR1 (Slurm's
     `--signal` before the time limit) and SIGUSR2 (submitit's preemption/timeout signal) only set a flag; the loop saves at the next step boundary.
     A second SIGINT raises KeyboardInterrupt at once (checkpoint writes are atomic, so nothing is
-    corrupted)."""
+    corrupted). A signal the job was started with ignored stays ignored: `nohup` ignores SIGHUP so that a
+    closed terminal does not stop the run, and a shell without job control ignores SIGINT in its background
+    jobs (`ganzoo train ... &` in a script) so that the terminal's Ctrl-C reaches only the foreground."""
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
                     if hasattr(signal, name))  # Windows has neither SIGHUP nor SIGUSR1/2
@@ -155,7 +157,8 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread (e.g. not under joblib threads)
         for sig in self.SIGNALS:
-            self._old[sig] = signal.signal(sig, self._handle)
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self._old[sig] = signal.signal(sig, self._handle)
 
     def previous(self, signum: int):
         """The handler `signum` had before `install` (a Python callable, or None)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import signal
 import threading
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 # tests never touch the user's cache or the network
 os.environ.setdefault("GANZOO_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ganzoo-test-{os.getpid()}"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# the tests send real Ctrl-Cs to `ganzoo train` processes: give the suite (and so its children) Python's default
+# SIGINT handling also when it was started as a background job of a script, which starts with SIGINT ignored
+# (`make test &`, a CI step run that way) -- ganzoo keeps an ignored SIGINT ignored (runtime.StopRequest), and
+# test_ctrl_c_during_start_up then lost its Ctrl-C in every full-suite run started in the background
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 __all__ = ["TINY_DATA", "TINY_DIGITS", "TINY_OVERRIDES", "invoke", "local_http_server", "tiny_data_cfg", "tiny_generator_forwards",
            "tiny_model_args", "tiny_model_cfg", "tiny_model_overrides", "tiny_runs", "tiny_trainer_settings"]

@@ -217,11 +217,18 @@ def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code)
     assert load_run(run_dir)["step"] == step + 2
 
 
-def _train_proc(tmp_path, run_dir):
+def _train_proc(tmp_path, run_dir, ignore: tuple = ()):
+    """`ganzoo train` (tiny DCGAN, 100,000 steps) in a process started with the signals `ignore` ignored."""
     exe = Path(sys.executable).with_name("ganzoo")
     args = [str(exe), "train", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=100000",
             "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ignoring():
+        for sig in ignore:
+            signal.signal(sig, signal.SIG_IGN)
+
+    return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ignoring if ignore else None)
 
 
 def _wait_for(proc, path: Path, lines: int = 0) -> None:
@@ -229,6 +236,43 @@ def _wait_for(proc, path: Path, lines: int = 0) -> None:
     while not (path.exists() and path.read_text().count("\n") >= lines):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.02)
+
+
+def test_signals_the_job_was_started_with_ignored_stay_ignored():
+    """`nohup` starts a job with SIGHUP ignored, a script's background job has SIGINT ignored: a closed
+    terminal or the terminal's Ctrl-C must not stop such a run. The other signals still stop it."""
+    from ganzoo.commands.launch import forwarded
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    stop = StopRequest()
+    try:
+        assert "SIGHUP" not in forwarded().split(",") and "SIGTERM" in forwarded().split(",")
+        stop.install()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.05)
+        assert stop.signum is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.signum == signal.SIGTERM
+    finally:
+        stop.uninstall()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signal.signal(signal.SIGHUP, before)
+    assert "SIGHUP" in forwarded().split(",")
+
+
+def test_a_nohup_run_trains_on_after_a_hangup(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _train_proc(tmp_path, run_dir, ignore=(signal.SIGHUP,))  # as `nohup ganzoo train ...`
+    stats = run_dir / "stats.jsonl"
+    _wait_for(proc, stats, lines=3)
+    proc.send_signal(signal.SIGHUP)
+    seen = stats.read_text().count("\n")
+    _wait_for(proc, stats, lines=seen + 3)  # still training
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
 
 
 def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
@@ -241,17 +285,12 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
     try:
         out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        # Seen in clean-clone CI runs: the run trained on as if no signal had come; not reproduced locally in
-        # a probe of 12 delays. One way a SIGINT is lost in CPython: its KeyboardInterrupt is raised inside
-        # a finalizer (__del__), where exceptions are ignored. A user then presses Ctrl-C again: that must work.
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"no exit 60 s after two Ctrl-Cs: {proc.communicate()[1][-3000:]}")
-        assert proc.returncode == 130, err
-        pytest.skip("the start-up SIGINT was lost (see above); the second one stopped the run with exit 130")
+        # The run trained on as if no signal had come. Seen in every full-suite run started as a background
+        # job (SIGINT ignored, inherited by the child; conftest now restores the default) and not otherwise:
+        # a KeyboardInterrupt swallowed on the way is remembered (the test below) and stops the run.
+        proc.kill()
+        pytest.fail(f"the start-up Ctrl-C was lost (SIGINT in this process: {signal.getsignal(signal.SIGINT)}): "
+                    f"{proc.communicate()[1][-3000:]}")
     assert proc.returncode == 130, err
     if (run_dir / "checkpoints").exists():  # a loaded machine held this test back until training ran
         pytest.skip("the SIGINT came after start-up (graceful stop, also 130): the test lost its race")

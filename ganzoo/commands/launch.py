@@ -28,6 +28,13 @@ from ganzoo.storage import output_error
 FORWARDED = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2"
 
 
+def forwarded() -> str:
+    """FORWARDED less the signals this process was started with ignored (`nohup`'s SIGHUP, a background job's
+    SIGINT): those stay ignored here and, inherited, in the ranks (runtime.StopRequest keeps them so)."""
+    return ",".join(n for n in FORWARDED.split(",")
+                    if hasattr(signal, n) and signal.getsignal(getattr(signal, n)) is not signal.SIG_IGN)
+
+
 class WorkerFailed(UserError):
     """A worker stopped with a one-line error (printed by the command layer) and its exit status."""
 
@@ -47,7 +54,7 @@ def spawn(devices: int, payload: dict, on_start) -> None:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its own reports: ours are below
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=devices, run_id=f"ganzoo-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
-                          start_method="spawn", signals_to_handle=FORWARDED)
+                          start_method="spawn", signals_to_handle=forwarded())
     before = {int(getattr(signal, n)): signal.getsignal(getattr(signal, n)) for n in FORWARDED.split(",")
               if hasattr(signal, n)}  # a cluster launcher's handlers (submitit's), handed the signal after the save
     with tempfile.TemporaryDirectory(prefix="ganzoo-launch-") as results:
