@@ -108,6 +108,22 @@ def test_info_terms_are_ce_plus_unit_gaussian_nll():
     assert t["info"].item() == pytest.approx(math.log(10) + 0.5)
 
 
+def test_learned_std_is_the_official_gaussian_nll():
+    m = build_model("infogan", {**TINY, "cont_std": "learned"}, INFO)
+    cat_logits, cont_q = m.q(torch.randn(4, 1, 28, 28))
+    assert cat_logits.shape == (4, 10) and cont_q.shape == (4, 4)  # means, then log-variances
+    mean, logvar = torch.zeros(3, 2), torch.full((3, 2), math.log(4.0))  # σ = 2
+    t = m.info_terms(torch.zeros(3, 10), torch.cat([mean, logvar], 1), torch.tensor([0, 4, 9]), torch.ones(3, 2))
+    # Σ_d log σ + ½((c − μ)/σ)² = 2 · (log 2 + ⅛): the official logli up to ½ log 2π a dimension
+    assert t["q_nll"].item() == pytest.approx(2 * (math.log(2) + 0.125))
+    fixed = build_model("infogan", TINY, INFO)
+    assert fixed.q(torch.randn(4, 1, 28, 28))[1].shape == (4, 2)
+    from ganzoo.errors import UserError
+
+    with pytest.raises(UserError, match=r"unknown cont_std 'free' \(known: fixed, learned\): set model.cont_std"):
+        build_model("infogan", {**TINY, "cont_std": "free"}, INFO)
+
+
 def test_phases_and_logged_scalars(tmp_path):
     data = build_dataset(dict(TINY_DIGITS), seed=0)
     m = build_model("infogan", TINY, data.info)

@@ -17,7 +17,8 @@ disjoint and the D phase trains ("D", "Q") — the official `d_` variables (body
 
 Loss (`infogan_trainer.py`, constants dropped): with CE = cross-entropy of Q's c1 logits and
 NLL = 0.5·Σ(c_cont − μ)² (a unit-std factored Gaussian, `fix_std=True`; the official logli up to a
-constant), both on the fakes,
+constant; `cont_std: learned` is the official `Gaussian(fix_std=False)`: Q also emits log-variances and
+NLL = Σ log σ + ½((c − μ)/σ)²), both on the fakes,
   D: BCE(real, fake) + λ_cat·CE + λ_cont·NLL   (= BCE − λ·MI + const; trains D's body, D head, Q head)
   G: −log σ(D(G(z))) + λ_cat·CE + λ_cont·NLL    (non-saturating; trains G)
 The D phase evaluates D and Q in one body pass on `fake.detach()` (G is not trained in that phase,
@@ -95,13 +96,16 @@ class InfoGANDiscriminator(nn.Module):
 class QHead(nn.Module):
     """Q's own layers, applied to D's body features: -> (categorical logits [B, K], continuous means [B, M])."""
 
-    def __init__(self, fc_dim: int, cat_dim: int, cont_dim: int, q_dim: int = 128, slope: float = 0.01):
+    def __init__(self, fc_dim: int, cat_dim: int, cont_dim: int, q_dim: int = 128, slope: float = 0.01,
+                 learned_std: bool = False):
         super().__init__()
-        self.cat_dim = cat_dim
+        self.cat_dim, self.cont_dim = cat_dim, cont_dim
+        cont_out = 2 * cont_dim if learned_std else cont_dim  # means, then log-variances (the official layout)
         self.net = nn.Sequential(nn.Linear(fc_dim, q_dim, bias=False), nn.BatchNorm1d(q_dim), nn.LeakyReLU(slope, True),
-                                 nn.Linear(q_dim, cat_dim + cont_dim))
+                                 nn.Linear(q_dim, cat_dim + cont_out))
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(categorical logits [B, K], continuous params [B, M] means, or [B, 2M] means then log-variances)."""
         out = self.net(h)
         return out[:, :self.cat_dim], out[:, self.cat_dim:]
 
@@ -116,11 +120,15 @@ class InfoGAN(GANModel):
 
     def __init__(self, data: DataInfo, *, z_dim: int = 62, cat_dim: int = 10, cont_dim: int = 2,
                  lambda_cat: float = 1.0, lambda_cont: float = 1.0, ngf: int = 64, ndf: int = 64,
-                 fc_dim: int = 1024, q_dim: int = 128, slope: float = 0.01, g_codes: str = "fresh"):
+                 fc_dim: int = 1024, q_dim: int = 128, slope: float = 0.01, g_codes: str = "fresh",
+                 cont_std: str = "fixed"):
         super().__init__(data)
         if g_codes not in ("fresh", "shared"):
             raise ValueError(f"unknown g_codes {g_codes!r} (known: fresh, shared): set model.g_codes")
+        if cont_std not in ("fixed", "learned"):
+            raise ValueError(f"unknown cont_std {cont_std!r} (known: fixed, learned): set model.cont_std")
         self.fresh_codes = g_codes == "fresh"
+        self.learned_std = cont_std == "learned"
         if cat_dim < 1 or cont_dim < 0 or z_dim < 0:
             raise ValueError(f"infogan needs cat_dim >= 1, cont_dim >= 0, z_dim >= 0 (got {cat_dim}, {cont_dim}, "
                              f"{z_dim})")
@@ -128,7 +136,7 @@ class InfoGAN(GANModel):
         self.lambda_cat, self.lambda_cont = lambda_cat, lambda_cont
         self.G = InfoGANGenerator(z_dim + cat_dim + cont_dim, data.channels, data.resolution, ngf, fc_dim)
         self.D = InfoGANDiscriminator(data.channels, data.resolution, ndf, fc_dim, slope)
-        self.Q = QHead(fc_dim, cat_dim, cont_dim, q_dim, slope)
+        self.Q = QHead(fc_dim, cat_dim, cont_dim, q_dim, slope, self.learned_std)
         init_normal(self)
 
     # -- latents --------------------------------------------------------------------------------
@@ -160,10 +168,11 @@ class InfoGAN(GANModel):
         return [Phase("D", ("D", "Q"), self.d_loss), Phase("G", ("G",), self.g_loss)]
 
     def discriminate(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One pass of D's body -> (D logits [B], Q categorical logits [B, K], Q continuous means [B, M])."""
+        """One pass of D's body -> (D logits [B], Q categorical logits [B, K], Q continuous params: means [B, M],
+        then log-variances [B, M] with `cont_std: learned`)."""
         h = self.D.body(x)
-        cat_logits, cont_mean = self.Q(h)
-        return self.D.head(h).squeeze(1), cat_logits, cont_mean
+        cat_logits, cont_q = self.Q(h)
+        return self.D.head(h).squeeze(1), cat_logits, cont_q
 
     def q(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Q(c | x): Q's head on D's body features."""
@@ -173,10 +182,18 @@ class InfoGAN(GANModel):
         """Q's logits of the categorical code c1 [N, cat_dim]."""
         return self.q(x)[0]
 
-    def info_terms(self, cat_logits: Tensor, cont_mean: Tensor, cat: Tensor, cont: Tensor) -> dict[str, Tensor]:
-        """The mutual-information penalty λ_cat·CE + λ_cont·NLL (= −λ·MI + const) and its parts."""
+    def info_terms(self, cat_logits: Tensor, cont_q: Tensor, cat: Tensor, cont: Tensor) -> dict[str, Tensor]:
+        """The mutual-information penalty λ_cat·CE + λ_cont·NLL (= −λ·MI + const) and its parts. NLL is the
+        factored Gaussian's, constants dropped: Σ ½(c − μ)² with unit std (`cont_std: fixed`), or
+        Σ log σ + ½((c − μ)/σ)² with σ = √exp(Q's log-variance output) (`learned`, the official `Gaussian`)."""
         ce = F.cross_entropy(cat_logits.float(), cat)
-        nll = 0.5 * (cont_mean.float() - cont).square().sum(1).mean() if self.cont_dim else ce.new_zeros(())
+        if not self.cont_dim:
+            nll = ce.new_zeros(())
+        elif self.learned_std:
+            mean, logvar = cont_q.float().split(self.cont_dim, 1)
+            nll = (0.5 * logvar + 0.5 * (cont - mean).square() * torch.exp(-logvar)).sum(1).mean()
+        else:
+            nll = 0.5 * (cont_q.float() - cont).square().sum(1).mean()
         return {"info": self.lambda_cat * ce + self.lambda_cont * nll, "q_ce": ce, "q_nll": nll}
 
     def info_loss(self, fake: Tensor, cat: Tensor, cont: Tensor) -> Tensor:
@@ -185,8 +202,8 @@ class InfoGAN(GANModel):
 
     def d_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
         logits_real = self.D(batch["image"])
-        logits_fake, cat_logits, cont_mean = self.discriminate(ctx["fake"].detach())
-        info = self.info_terms(cat_logits, cont_mean, ctx["cat"], ctx["cont"])
+        logits_fake, cat_logits, cont_q = self.discriminate(ctx["fake"].detach())
+        info = self.info_terms(cat_logits, cont_q, ctx["cat"], ctx["cont"])
         with torch.no_grad():
             q_acc = (cat_logits.argmax(1) == ctx["cat"]).float().mean()
             mi_cat = math.log(self.cat_dim) - info["q_ce"]  # lower bound on I(c1; G(z, c)) in nats
@@ -196,9 +213,9 @@ class InfoGAN(GANModel):
     def g_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
         # the official G step draws z and the codes afresh (a second G pass); shared reuses the D step's
         g = self._fakes(batch["image"].shape[0]) if self.fresh_codes else ctx
-        logits_fake, cat_logits, cont_mean = self.discriminate(g["fake"])
+        logits_fake, cat_logits, cont_q = self.discriminate(g["fake"])
         adv = g_nonsaturating(logits_fake)
-        info = self.info_terms(cat_logits, cont_mean, g["cat"], g["cont"])
+        info = self.info_terms(cat_logits, cont_q, g["cat"], g["cont"])
         return {"loss": adv + info["info"], "adv": adv.detach(), "q_ce": info["q_ce"].detach()}
 
     # -- inference ------------------------------------------------------------------------------
