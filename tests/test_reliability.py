@@ -196,9 +196,7 @@ def test_stop_request_sets_a_flag_then_second_ctrl_c_raises():
 def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code):
     exe = Path(sys.executable).with_name("ganzoo")
     run_dir = tmp_path / "run"
-    args = [str(exe), "train", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=100000",
-            "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _train_proc(tmp_path, run_dir)
     stats = run_dir / "stats.jsonl"
     deadline = time.time() + 120
     while not (stats.exists() and stats.read_text().count("\n") >= 3):
@@ -218,17 +216,19 @@ def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code)
 
 
 def _train_proc(tmp_path, run_dir, ignore: tuple = ()):
-    """`ganzoo train` (tiny DCGAN, 100,000 steps) in a process started with the signals `ignore` ignored."""
+    """`ganzoo train` (tiny DCGAN, 100,000 steps) in a process started with the signals `ignore` ignored and
+    every other stop signal at its default, however this suite was started (`nohup make test` ignores SIGHUP,
+    a background job SIGINT and SIGQUIT, and ganzoo keeps an ignored signal ignored)."""
     exe = Path(sys.executable).with_name("ganzoo")
     args = [str(exe), "train", *TINY_OVERRIDES, *tiny_model_overrides("dcgan"), "trainer.max_steps=100000",
             "trainer.ckpt_every=0", f"hydra.run.dir={run_dir}"]
 
-    def ignoring():
-        for sig in ignore:
-            signal.signal(sig, signal.SIG_IGN)
+    def dispositions():
+        for sig in StopRequest.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if sig in ignore else signal.SIG_DFL)
 
     return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=ignoring if ignore else None)
+                            preexec_fn=dispositions)
 
 
 def _wait_for(proc, path: Path, lines: int = 0) -> None:
@@ -243,7 +243,9 @@ def test_signals_the_job_was_started_with_ignored_stay_ignored():
     terminal or the terminal's Ctrl-C must not stop such a run. The other signals still stop it."""
     from ganzoo.commands.launch import forwarded
 
-    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    assert "SIGHUP" in forwarded().split(",")
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     stop = StopRequest()
     try:
         assert "SIGHUP" not in forwarded().split(",") and "SIGTERM" in forwarded().split(",")
@@ -259,7 +261,6 @@ def test_signals_the_job_was_started_with_ignored_stay_ignored():
         stop.uninstall()
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         signal.signal(signal.SIGHUP, before)
-    assert "SIGHUP" in forwarded().split(",")
 
 
 def test_a_nohup_run_trains_on_after_a_hangup(tmp_path):
