@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 # tests never touch the user's cache or the network
 os.environ.setdefault("GANZOO_DATA", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ganzoo-test-{os.getpid()}"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-# the tests send real Ctrl-Cs to `ganzoo train` processes: give the suite (and so its children) Python's default
-# SIGINT handling also when it was started as a background job of a script, which starts with SIGINT ignored
-# (`make test &`, a CI step run that way) -- ganzoo keeps an ignored SIGINT ignored (runtime.StopRequest), and
-# test_ctrl_c_during_start_up then lost its Ctrl-C in every full-suite run started in the background
+# some tests send this process real Ctrl-Cs: give it Python's default SIGINT handling also when the suite was
+# started as a background job of a script, which starts with SIGINT ignored (`make test &`, a CI step run that
+# way), since ganzoo keeps an ignored SIGINT ignored (runtime.StopRequest). The `ganzoo train` children of the
+# signal tests set their own dispositions (test_reliability._train_proc)
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -287,8 +287,8 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path):
         out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         # The run trained on as if no signal had come. Seen in every full-suite run started as a background
-        # job (SIGINT ignored, inherited by the child; conftest now restores the default) and not otherwise:
-        # a KeyboardInterrupt swallowed on the way is remembered (the test below) and stops the run.
+        # job (SIGINT ignored, inherited by the child; _train_proc now starts it at the default) and not
+        # otherwise: a KeyboardInterrupt swallowed on the way is remembered (the test below) and stops the run.
         proc.kill()
         pytest.fail(f"the start-up Ctrl-C was lost (SIGINT in this process: {signal.getsignal(signal.SIGINT)}): "
                     f"{proc.communicate()[1][-3000:]}")
