@@ -197,11 +197,7 @@ def test_signal_saves_at_the_next_step_and_resume_continues(tmp_path, sig, code)
     exe = Path(sys.executable).with_name("ganzoo")
     run_dir = tmp_path / "run"
     proc = _train_proc(tmp_path, run_dir)
-    stats = run_dir / "stats.jsonl"
-    deadline = time.time() + 120
-    while not (stats.exists() and stats.read_text().count("\n") >= 3):
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.2)
+    _wait_for(proc, run_dir / "stats.jsonl", lines=3)
     sent = time.time()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
