@@ -276,11 +276,31 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return ckpt
 
 
-def load_run(run_dir, map_location="cpu") -> dict:
-    """The newest good checkpoint of a run folder, or a one-line CheckpointError."""
+def find_step(run_dir, step: int) -> Path:
+    """The run's checkpoint of `step`, verified, or a one-line CheckpointError naming the steps it has."""
+    have = list_checkpoints(run_dir)
+    path = dict(have).get(step)
+    if path is None:
+        steps = ", ".join(str(s) for s, _ in sorted(have)) or "none"
+        raise CheckpointError(f"no checkpoint of step {step} in {ckpt_dir(run_dir)} (it keeps steps: {steps}): "
+                              f"pass one of those, or drop step= for the newest")
+    reason = verify(path)
+    if reason == NO_SIDECAR and _loads(path):
+        warnings.warn(f"checkpoint {path} has no .sha256 beside it: used unverified (it loads as a ganzoo "
+                      f"checkpoint)", stacklevel=2)
+    elif reason is not None:
+        raise CheckpointError(f"checkpoint {path} is unusable: {reason}; pick another step= (or drop it)")
+    return path
+
+
+def load_run(run_dir, map_location="cpu", step: int | None = None) -> dict:
+    """The newest good checkpoint of a run folder (or, with `step`, that step's), or a one-line
+    CheckpointError."""
     run = Path(run_dir)
     if not run.is_dir():
         raise CheckpointError(f"run folder {run} does not exist: pass run=<a folder made by ganzoo train>")
+    if step is not None:
+        return load_checkpoint(find_step(run, step), map_location)
     path = find_latest(run)
     if path is None:
         raise CheckpointError(f"no usable checkpoint in {ckpt_dir(run)}: train longer, or check the run folder")

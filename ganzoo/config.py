@@ -59,6 +59,7 @@ class EvalConfig:
     reference: str = "train"  # fid/kid/pr of generators: the real split compared with (train | test)
     feature_extractor: str = "inception"  # fid/kid/is/pr network: inception | judge (stand-in for digit sets)
     inception_weights: Optional[str] = None  # noqa: UP045 - the FID Inception .pth (default: the data home's copy)
+    step: Optional[int] = None  # noqa: UP045 - evaluate the checkpoint of this step (default: the newest)
 
 
 @dataclass

@@ -86,6 +86,35 @@ def test_eval_dcgan_histogram(cli_runner, tmp_path):
     assert "conditional_accuracy" not in m and "code_accuracy" not in m
 
 
+def test_eval_step_scores_an_older_checkpoint_beside_the_newest(cli_runner, tmp_path):
+    run_dir = _train("infogan", tmp_path / "infogan", 4, ckpt_every=1)  # keeps steps 2, 3, 4
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST, "step=3"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((run_dir / "metrics_step3.json").read_text())
+    assert m["step"] == 3 and 0 <= m["code_accuracy"] <= 1
+    assert not (run_dir / "metrics.json").exists()  # the newest checkpoint's file is left alone
+    assert load_run(run_dir, step=3)["step"] == 3 and load_run(run_dir)["step"] == 4
+    # the model at step 3 is not the one at step 4: the step picks the weights, not only the label
+    w3, w4 = (load_run(run_dir, step=s)["nets"] for s in (3, 4))
+    assert any(not torch.equal(w3[k], w4[k]) for k in w3 if w3[k].is_floating_point())
+
+
+@pytest.mark.parametrize("step, says", [(1, "keeps steps: 2, 3, 4"), (-1, "step")])
+def test_eval_step_it_does_not_keep_is_one_line_exit_2(cli_runner, tmp_path, step, says):
+    run_dir = _train("infogan", tmp_path / "infogan", 4, ckpt_every=1)
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST, f"step={step}"])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+
+
+def test_eval_step_of_a_corrupt_checkpoint_is_one_line_exit_2(cli_runner, tmp_path):
+    run_dir = _train("infogan", tmp_path / "infogan", 4, ckpt_every=1)
+    pt = run_dir / "checkpoints" / "step_00000003.pt"
+    pt.write_bytes(pt.read_bytes()[:-10])
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST, "step=3"])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "SHA-256 mismatch" in r.stderr and "step=" in r.stderr
+
+
 def test_eval_missing_run_is_one_line_exit_2(cli_runner, tmp_path):
     r = invoke(cli_runner, ["eval", f"run={tmp_path / 'nope'}", *FAST])
     assert r.exit_code == 2

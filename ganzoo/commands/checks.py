@@ -23,7 +23,8 @@ SAMPLE_CHECKS: dict[str, Check] = {"n": at_least(1), "nrow": at_least(1, null=Tr
                                    "per_class": at_least(1, null=True), "batch_size": at_least(1), "device": DEVICE}
 EVAL_CHECKS: dict[str, Check] = {"n_per_class": at_least(1), "batch_size": at_least(1), "judge_epochs": at_least(1),
                                  "device": DEVICE, "n_samples": at_least(2),
-                                 "reference": Check(choices=("train", "test"))}
+                                 "reference": Check(choices=("train", "test")),
+                                 "step": Check(lo=0, integer=True, null=True)}
 # direction= is checked first thing by translate.translate itself (AtoB | BtoA)
 TRANSLATE_CHECKS: dict[str, Check] = {"batch_size": at_least(1), "device": DEVICE}
 

@@ -42,15 +42,15 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
              judge_epochs: int = 2, seed: int = 0, out: str | None = None,
              data: str | None = None, metrics: list[str] | None = None, n_samples: int = 10000,
              reference: str = "train", feature_extractor: str = "inception", inception_weights: str | None = None,
-             on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
-    """The metrics of a run's newest checkpoint (see the module doc); returns them and the JSON file
-    written. `metrics`: the suites to compute (default: the model's own). `data=<folder of HR
+             step: int | None = None, on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
+    """The metrics of a run's newest checkpoint, or of its checkpoint at `step` (see the module doc);
+    returns them and the JSON file written. `metrics`: the suites to compute (default: the model's own). `data=<folder of HR
     images>`: super-resolution runs only. `on_metrics(metrics)` runs before the file is written (the
     command prints them: a failed write loses nothing)."""
     if metrics is not None:
         check_names(metrics)  # before the checkpoint is read: a typo costs nothing
     dev = pick_device(device)
-    ckpt = load_run(run, map_location=dev)
+    ckpt = load_run(run, map_location=dev, step=step)
     model = model_from_checkpoint(ckpt, device=dev, ema=True)
     name = ckpt["model"]["name"]
     if data is not None and "super_resolution" not in (metrics or model.metric_suites()):
@@ -66,22 +66,22 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
                      "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema)}
     if on_metrics is not None:
         on_metrics(metrics)
-    return metrics, _write(metrics, run, out, data)
+    return metrics, _write(metrics, run, out, data, step)
 
 
-def metrics_path(run: str, out: str | None, data: str | None = None) -> Path:
+def metrics_path(run: str, out: str | None, data: str | None = None, step: int | None = None) -> Path:
     """`out`, else <run>/metrics.json; with `data=<folder>` (super-resolution on another test set)
-    <run>/metrics_<folder name>.json, so that each test set keeps its own file."""
+    <run>/metrics_<folder name>.json, so that each test set keeps its own file; with `step=N` (an older
+    checkpoint) `_stepN` before `.json`, so that the newest checkpoint's file is not overwritten."""
     if out:
         return Path(out)
-    if data is not None:
-        return Path(run) / f"metrics_{Path(data).resolve().name}.json"
-    return Path(run) / "metrics.json"
+    name = "metrics" if data is None else f"metrics_{Path(data).resolve().name}"
+    return Path(run) / (f"{name}_step{step}.json" if step is not None else f"{name}.json")
 
 
-def _write(metrics: dict, run: str, out: str | None, data: str | None = None) -> Path:
+def _write(metrics: dict, run: str, out: str | None, data: str | None = None, step: int | None = None) -> Path:
     """The metrics as JSON (`metrics_path`), written atomically."""
-    return atomic_write(metrics_path(run, out, data), json.dumps(metrics, indent=2) + "\n")
+    return atomic_write(metrics_path(run, out, data, step), json.dumps(metrics, indent=2) + "\n")
 
 
 def table(metrics: dict):
