@@ -91,7 +91,8 @@ def read_stats(run: Path) -> tuple[dict[str, Series], dict]:
 
 
 def read_metrics(run: Path) -> dict[str, float]:
-    """The numbers of `ganzoo eval`'s files: metrics.json as is, metrics_<data>.json under `<data>:`;
+    """The numbers of `ganzoo eval`'s files: metrics.json as is, metrics_<data>.json under `<data>:` (an
+    older checkpoint's metrics_stepN.json under `stepN:`);
     one level of nested numbers as `outer/inner`; lists, the step and the class count left out."""
     out: dict[str, float] = {}
     for path in sorted(run.glob("metrics*.json")):
