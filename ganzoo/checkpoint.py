@@ -238,17 +238,24 @@ def find_latest(run_dir) -> Path | None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     for p in candidates:
-        reason = verify(p)
+        reason = unusable(p)
         if reason is None:
-            return p
-        # a save writes the sidecar before the .pt appears and prunes the .pt first, so a .pt without one
-        # was copied or written by hand: usable, unverified, when it loads (one extra load, this case only)
-        if reason == NO_SIDECAR and _loads(p):
-            warnings.warn(f"checkpoint {p} has no .sha256 beside it: used unverified (it loads as a ganzoo "
-                          f"checkpoint); copy the sidecar along with a checkpoint to keep the check", stacklevel=2)
             return p
         warnings.warn(f"skipping checkpoint {p}: {reason}", stacklevel=2)
     return None
+
+
+def unusable(path: Path) -> str | None:
+    """None if the checkpoint can be used (it verifies, or has no sidecar but loads: then with a warning),
+    else the reason."""
+    reason = verify(path)
+    # a save writes the sidecar before the .pt appears and prunes the .pt first, so a .pt without one
+    # was copied or written by hand: usable, unverified, when it loads (one extra load, this case only)
+    if reason == NO_SIDECAR and _loads(path):
+        warnings.warn(f"checkpoint {path} has no .sha256 beside it: used unverified (it loads as a ganzoo "
+                      f"checkpoint); copy the sidecar along with a checkpoint to keep the check", stacklevel=3)
+        return None
+    return reason
 
 
 def _loads(path: Path) -> bool:
@@ -284,11 +291,8 @@ def find_step(run_dir, step: int) -> Path:
         steps = ", ".join(str(s) for s, _ in sorted(have)) or "none"
         raise CheckpointError(f"no checkpoint of step {step} in {ckpt_dir(run_dir)} (it keeps steps: {steps}): "
                               f"pass one of those, or drop step= for the newest")
-    reason = verify(path)
-    if reason == NO_SIDECAR and _loads(path):
-        warnings.warn(f"checkpoint {path} has no .sha256 beside it: used unverified (it loads as a ganzoo "
-                      f"checkpoint)", stacklevel=2)
-    elif reason is not None:
+    reason = unusable(path)
+    if reason is not None:
         raise CheckpointError(f"checkpoint {path} is unusable: {reason}; pick another step= (or drop it)")
     return path
 

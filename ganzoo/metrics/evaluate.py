@@ -45,8 +45,8 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
              step: int | None = None, on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
     """The metrics of a run's newest checkpoint, or of its checkpoint at `step` (see the module doc);
     returns them and the JSON file written. `metrics`: the suites to compute (default: the model's own).
-    `data=<folder of HR images>`: super-resolution runs only. `on_metrics(metrics)` runs before the file is written (the
-    command prints them: a failed write loses nothing)."""
+    `data=<folder of HR images>`: super-resolution runs only. `on_metrics(metrics)` runs before the file
+    is written (the command prints them: a failed write loses nothing)."""
     if metrics is not None:
         check_names(metrics)  # before the checkpoint is read: a typo costs nothing
     dev = pick_device(device)
