@@ -124,6 +124,31 @@ def test_learned_std_is_the_official_gaussian_nll():
         build_model("infogan", {**TINY, "cont_std": "free"}, INFO)
 
 
+def test_sigmoid_output_is_the_official_range():
+    """`output: sigmoid` (regularized_gan.py's MeanBernoulli): G ends in a sigmoid, D and Q see [0, 1] images,
+    and what leaves the model (generate, traverse, predict_codes' input) stays in ganzoo's [-1, 1]."""
+    torch.manual_seed(0)
+    m = build_model("infogan", {**TINY, "output": "sigmoid"}, INFO).eval()
+    assert isinstance(m.G.conv[-1], torch.nn.Sigmoid)
+    z = m.sample_latent(6, torch.Generator().manual_seed(1))
+    raw = m.G(z)
+    assert raw.min() >= 0 and raw.max() <= 1
+    torch.testing.assert_close(m.generate(6, z=z), raw * 2 - 1)
+    x = torch.rand(5, 1, 28, 28) * 2 - 1  # images as the data layer gives them
+    torch.testing.assert_close(m.predict_codes(x), m.q((x + 1) / 2)[0])
+    grid, _ = m.traverse("c2", 3, torch.Generator().manual_seed(2))
+    assert grid.min() >= -1 and grid.max() <= 1 and grid.min() < 0  # mapped back, not left in [0, 1]
+    seen = []
+    m.D.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    m.train().d_loss({"image": x}, m.prepare({"image": x}))
+    torch.testing.assert_close(seen[0], (x + 1) / 2)  # the real batch reaches D in [0, 1]
+    assert isinstance(build_model("infogan", TINY, INFO).G.conv[-1], torch.nn.Tanh)  # the default
+    from ganzoo.errors import UserError
+
+    with pytest.raises(UserError, match=r"unknown output 'relu' \(known: tanh, sigmoid\): set model.output"):
+        build_model("infogan", {**TINY, "output": "relu"}, INFO)
+
+
 def test_phases_and_logged_scalars(tmp_path):
     data = build_dataset(dict(TINY_DIGITS), seed=0)
     m = build_model("infogan", TINY, data.info)

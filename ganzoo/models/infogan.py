@@ -66,14 +66,15 @@ def _quarter(resolution: int) -> int:
 
 
 class InfoGANGenerator(nn.Module):
-    def __init__(self, in_dim: int, channels: int, resolution: int, ngf: int = 64, fc_dim: int = 1024):
+    def __init__(self, in_dim: int, channels: int, resolution: int, ngf: int = 64, fc_dim: int = 1024,
+                 out: nn.Module | None = None):
         super().__init__()
         self.s, self.top = _quarter(resolution), 2 * ngf
         self.fc = nn.Sequential(nn.Linear(in_dim, fc_dim, bias=False), nn.BatchNorm1d(fc_dim), nn.ReLU(True),
                                 nn.Linear(fc_dim, self.top * self.s**2, bias=False),
                                 nn.BatchNorm1d(self.top * self.s**2), nn.ReLU(True))
         self.conv = nn.Sequential(nn.ConvTranspose2d(self.top, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf),
-                                  nn.ReLU(True), nn.ConvTranspose2d(ngf, channels, 4, 2, 1), nn.Tanh())
+                                  nn.ReLU(True), nn.ConvTranspose2d(ngf, channels, 4, 2, 1), out or nn.Tanh())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.fc(x).view(x.shape[0], self.top, self.s, self.s))
@@ -125,8 +126,12 @@ class InfoGAN(GANModel):
     def __init__(self, data: DataInfo, *, z_dim: int = 62, cat_dim: int = 10, cont_dim: int = 2,
                  lambda_cat: float = 1.0, lambda_cont: float = 1.0, ngf: int = 64, ndf: int = 64,
                  fc_dim: int = 1024, q_dim: int = 128, slope: float = 0.01, g_codes: str = "fresh",
-                 cont_std: str = "fixed"):
+                 cont_std: str = "fixed", output: str = "tanh"):
         super().__init__(data)
+        if output not in ("tanh", "sigmoid"):
+            raise ValueError(f"unknown output {output!r} (known: tanh, sigmoid): set model.output")
+        # sigmoid: the official range. G ends in a sigmoid and D and Q see [0, 1] images; generate() maps back
+        self.unit = output == "sigmoid"
         if g_codes not in ("fresh", "shared"):
             raise ValueError(f"unknown g_codes {g_codes!r} (known: fresh, shared): set model.g_codes")
         if cont_std not in ("fixed", "learned"):
@@ -138,7 +143,8 @@ class InfoGAN(GANModel):
                              f"{z_dim})")
         self.z_dim, self.cat_dim, self.cont_dim = z_dim, cat_dim, cont_dim
         self.lambda_cat, self.lambda_cont = lambda_cat, lambda_cont
-        self.G = InfoGANGenerator(z_dim + cat_dim + cont_dim, data.channels, data.resolution, ngf, fc_dim)
+        self.G = InfoGANGenerator(z_dim + cat_dim + cont_dim, data.channels, data.resolution, ngf, fc_dim,
+                                  nn.Sigmoid() if self.unit else nn.Tanh())
         self.D = InfoGANDiscriminator(data.channels, data.resolution, ndf, fc_dim, slope)
         self.Q = QHead(fc_dim, cat_dim, cont_dim, q_dim, slope, self.learned_std)
         init_normal(self)
@@ -179,12 +185,20 @@ class InfoGAN(GANModel):
         return self.D.head(h).squeeze(1), cat_logits, cont_q
 
     def q(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Q(c | x): Q's head on D's body features."""
+        """Q(c | x): Q's head on D's body features (x in D's range: G's own output)."""
         return self.Q(self.D.body(x))
 
+    def d_range(self, x: Tensor) -> Tensor:
+        """Images in ganzoo's [-1, 1] -> the range D and G work in ([0, 1] with `output: sigmoid`)."""
+        return (x + 1) / 2 if self.unit else x
+
+    def data_range(self, x: Tensor) -> Tensor:
+        """G's output -> ganzoo's [-1, 1]."""
+        return x * 2 - 1 if self.unit else x
+
     def predict_codes(self, x: Tensor) -> Tensor:
-        """Q's logits of the categorical code c1 [N, cat_dim]."""
-        return self.q(x)[0]
+        """Q's logits of the categorical code c1 [N, cat_dim] for images x in [-1, 1]."""
+        return self.q(self.d_range(x))[0]
 
     def info_terms(self, cat_logits: Tensor, cont_q: Tensor, cat: Tensor, cont: Tensor) -> dict[str, Tensor]:
         """The mutual-information penalty λ_cat·CE + λ_cont·NLL (= −λ·MI + const) and its parts. NLL is the
@@ -205,7 +219,7 @@ class InfoGAN(GANModel):
         return self.info_terms(*self.q(fake), cat, cont)["info"]
 
     def d_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
-        logits_real = self.D(batch["image"])
+        logits_real = self.D(self.d_range(batch["image"]))
         logits_fake, cat_logits, cont_q = self.discriminate(ctx["fake"].detach())
         info = self.info_terms(cat_logits, cont_q, ctx["cat"], ctx["cont"])
         with torch.no_grad():
@@ -233,7 +247,7 @@ class InfoGAN(GANModel):
             if labels is not None:
                 cat = labels.to(cat.device, torch.long)
             z = self.latent(noise, cat, cont)
-        return self.G(z)
+        return self.data_range(self.G(z))
 
     def grid_nrow(self, n: int) -> int:
         """One row per c1 value when n is a multiple of cat_dim (the preview grid), else square."""
@@ -267,4 +281,4 @@ class InfoGAN(GANModel):
         cat = class_rows(rows, steps, self.device)  # [rows · steps]: 0 x steps, 1 x steps, ...
         cont = cont.repeat(rows * steps, 1)
         cont[:, k] = torch.linspace(lo, hi, steps, device=self.device).repeat(rows)
-        return self.G(self.latent(z.expand(rows * steps, -1), cat, cont)), steps
+        return self.data_range(self.G(self.latent(z.expand(rows * steps, -1), cat, cont))), steps
