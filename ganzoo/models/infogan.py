@@ -77,7 +77,8 @@ class InfoGANGenerator(nn.Module):
                                 nn.Linear(fc_dim, self.top * self.s**2, bias=False),
                                 nn.BatchNorm1d(self.top * self.s**2), nn.ReLU(True))
         self.conv = nn.Sequential(nn.ConvTranspose2d(self.top, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf),
-                                  nn.ReLU(True), nn.ConvTranspose2d(ngf, channels, 4, 2, 1), out or nn.Tanh())
+                                  nn.ReLU(True), nn.ConvTranspose2d(ngf, channels, 4, 2, 1),
+                                  nn.Tanh() if out is None else out)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.fc(x).view(x.shape[0], self.top, self.s, self.s))
