@@ -276,6 +276,17 @@ def side_by_side(domains: tuple[Tensor, ...]) -> Tensor:
     return torch.stack([x.expand(-1, c, -1, -1) if x.shape[1] != c else x for x in domains], 1).flatten(0, 1)
 
 
+def to_unit(x: Tensor) -> Tensor:
+    """ganzoo's [-1, 1] images -> [0, 1], for nets built on [0, 1] data (a sigmoid output, as CoGAN's and the
+    official InfoGAN's)."""
+    return (x + 1) / 2
+
+
+def from_unit(y: Tensor) -> Tensor:
+    """[0, 1] images (a sigmoid output) -> ganzoo's [-1, 1]."""
+    return 2 * y - 1
+
+
 def class_rows(num_classes: int, per_class: int, device=None) -> Tensor:
     """Labels [K * per_class]: per_class 0s, then per_class 1s, ... (one grid row per class)."""
     return torch.arange(num_classes, device=device).repeat_interleave(per_class)

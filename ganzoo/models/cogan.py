@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from ..data.base import DataInfo
 from ..registry import MODELS
-from .base import CLASSIFY, GENERATE, JOINT, Batch, GANModel, Phase, side_by_side
+from .base import CLASSIFY, GENERATE, JOINT, Batch, GANModel, Phase, from_unit, side_by_side, to_unit
 
 RESOLUTIONS = {28: (6, 4), 32: (10, 5)}  # image side -> (G head kernel, D's 500-unit conv kernel)
 REAL, FAKE = 1, 0  # the official class indices of the 2-way D output
@@ -130,10 +130,6 @@ class CoupledDiscriminator(nn.Module):
         return self.tail.adv(self.features(x))  # [N, 2]
 
 
-def _to01(x: Tensor) -> Tensor:
-    return (x + 1) / 2
-
-
 @MODELS.register("cogan")
 class CoGAN(GANModel):
     """Coupled GANs (Liu & Tuzel 2016): G1/G2 share their first layers, D1/D2 their last; optionally
@@ -196,7 +192,7 @@ class CoGAN(GANModel):
         return [Phase("D", ("D1", "D2"), self.d_loss), Phase("G", ("G1", "G2"), self.g_loss)]
 
     def d_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
-        real_a, real_b = _to01(batch["A"]), _to01(batch["B"])
+        real_a, real_b = to_unit(batch["A"]), to_unit(batch["B"])
         n = real_a.shape[0]
         h1 = self.D1.features(torch.cat([real_a, ctx["fake_A"].detach()]))  # [2N, 500]: real A | fake A
         h2 = self.D2.features(torch.cat([real_b, ctx["fake_B"].detach()]))
@@ -221,7 +217,7 @@ class CoGAN(GANModel):
 
     def source_loss(self, batch: Batch, ctx: dict) -> dict[str, Tensor]:
         """The source-only baseline: the class net (D1's stem, the tail, the head) on labeled A alone."""
-        logits = self.D1.tail.cls(self.D1.features(_to01(batch["A"])))
+        logits = self.D1.tail.cls(self.D1.features(to_unit(batch["A"])))
         return {"loss": self.cls_weight * F.cross_entropy(logits, batch["label"]),
                 "cls_acc": (logits.argmax(1) == batch["label"]).float().mean()}
 
@@ -231,7 +227,7 @@ class CoGAN(GANModel):
                          z: Tensor | None = None) -> tuple[Tensor, ...]:
         """(G1(z), G2(z)): n images of domain A and of domain B from the same z, in [-1, 1]."""
         z = self.sample_latent(n, generator) if z is None else z
-        return tuple(2 * x - 1 for x in self._pair(z))
+        return tuple(from_unit(x) for x in self._pair(z))
 
     @torch.no_grad()
     def generate(self, n, *, labels=None, generator=None, z=None) -> Tensor:
@@ -243,7 +239,7 @@ class CoGAN(GANModel):
         """Class logits of target (domain B) images in [-1, 1]: D2's stem + the shared tail + the class
         head (source_only: D1's stem, i.e. the source classifier applied as it is)."""
         d = self.D1 if self.source_only else self.D2
-        return d.tail.cls(d.features(_to01(x)))
+        return d.tail.cls(d.features(to_unit(x)))
 
     @torch.no_grad()
     def preview(self, n: int, *, generator: torch.Generator, batch: Batch) -> Tensor:

@@ -59,7 +59,18 @@ from torch import Tensor, nn
 from ..data.base import DataInfo
 from ..losses import accuracy_real_fake, d_bce, g_nonsaturating
 from ..registry import MODELS
-from .base import CODES, GENERATE, TRAVERSE, Batch, GANModel, Phase, class_rows, init_normal
+from .base import (
+    CODES,
+    GENERATE,
+    TRAVERSE,
+    Batch,
+    GANModel,
+    Phase,
+    class_rows,
+    from_unit,
+    init_normal,
+    to_unit,
+)
 
 
 def _quarter(resolution: int) -> int:
@@ -148,7 +159,7 @@ class InfoGAN(GANModel):
         self.z_dim, self.cat_dim, self.cont_dim = z_dim, cat_dim, cont_dim
         self.lambda_cat, self.lambda_cont = lambda_cat, lambda_cont
         self.G = InfoGANGenerator(z_dim + cat_dim + cont_dim, data.channels, data.resolution, ngf, fc_dim,
-                                  nn.Sigmoid() if self.unit else nn.Tanh())
+                                  nn.Sigmoid() if self.unit else None)
         self.D = InfoGANDiscriminator(data.channels, data.resolution, ndf, fc_dim, slope)
         self.Q = QHead(fc_dim, cat_dim, cont_dim, q_dim, slope, self.learned_std)
         init_normal(self)
@@ -194,11 +205,11 @@ class InfoGAN(GANModel):
 
     def d_range(self, x: Tensor) -> Tensor:
         """Images in ganzoo's [-1, 1] -> the range D and G work in ([0, 1] with `output: sigmoid`)."""
-        return (x + 1) / 2 if self.unit else x
+        return to_unit(x) if self.unit else x
 
     def data_range(self, x: Tensor) -> Tensor:
         """G's output -> ganzoo's [-1, 1]."""
-        return x * 2 - 1 if self.unit else x
+        return from_unit(x) if self.unit else x
 
     def predict_codes(self, x: Tensor) -> Tensor:
         """Q's logits of the categorical code c1 [N, cat_dim] for images x in [-1, 1]."""
