@@ -149,6 +149,27 @@ def test_sigmoid_output_is_the_official_range():
         build_model("infogan", {**TINY, "output": "relu"}, INFO)
 
 
+def test_q_bn_false_drops_only_qs_batch_norm():
+    """`q_bn: false` replaces the BN of Q's hidden layer by a bias (D's body keeps its BN); true is the official
+    head, and both keep the same state-dict keys for the layers they share."""
+    from ganzoo.errors import UserError
+
+    off = build_model("infogan", {**TINY, "q_bn": False}, INFO)
+    on = build_model("infogan", TINY, INFO)
+    assert not any(isinstance(mod, torch.nn.BatchNorm1d) for mod in off.Q.modules())
+    assert any(isinstance(mod, torch.nn.BatchNorm1d) for mod in on.Q.modules())
+    assert off.Q.net[0].bias is not None and on.Q.net[0].bias is None
+    assert sum(isinstance(mod, torch.nn.BatchNorm1d) for mod in off.D.modules()) == \
+        sum(isinstance(mod, torch.nn.BatchNorm1d) for mod in on.D.modules()) > 0
+    assert {k for k in off.state_dict() if not k.startswith("Q.net.1")} - {"Q.net.0.bias"} == \
+        {k for k in on.state_dict() if not k.startswith("Q.net.1")}
+    h = torch.randn(4, TINY.get("fc_dim", 1024))  # in training mode the head alone is per-sample only without BN
+    torch.testing.assert_close(off.Q.train()(h)[0][:2], off.Q(h[:2])[0])
+    assert not torch.allclose(on.Q.train()(h)[0][:2], on.Q(h[:2])[0])
+    with pytest.raises(UserError, match=r"model.q_bn='maybe' has the wrong type: model 'infogan' expects bool"):
+        build_model("infogan", {**TINY, "q_bn": "maybe"}, INFO)
+
+
 def test_phases_and_logged_scalars(tmp_path):
     data = build_dataset(dict(TINY_DIGITS), seed=0)
     m = build_model("infogan", TINY, data.info)
