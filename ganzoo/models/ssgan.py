@@ -80,7 +80,7 @@ from torch import Tensor, nn
 from ..data.base import DataInfo
 from ..losses import feature_matching
 from ..registry import MODELS
-from .base import CLASSIFY, GENERATE, Batch, GANModel, Phase
+from .base import CLASSIFY, GENERATE, Batch, GANModel, Phase, to_unit
 
 
 def unsupervised_loss(logits_unl: Tensor, logits_fake: Tensor) -> Tensor:
@@ -193,7 +193,7 @@ class SSGANDiscriminator(nn.Module):
 
     @staticmethod
     def _input(x: Tensor) -> Tensor:
-        return (x.flatten(1) + 1) * 0.5  # [−1, 1] -> the official [0, 1] pixel scale
+        return to_unit(x.flatten(1))  # [−1, 1] -> the official [0, 1] pixel scale
 
     def forward(self, x: Tensor, features: bool = False):
         h = self.input_noise(self._input(x))
