@@ -60,6 +60,7 @@ class EvalConfig:
     feature_extractor: str = "inception"  # fid/kid/is/pr network: inception | judge (stand-in for digit sets)
     inception_weights: Optional[str] = None  # noqa: UP045 - the FID Inception .pth (default: the data home's copy)
     step: Optional[int] = None  # noqa: UP045 - evaluate the checkpoint of this step (default: the newest)
+    ema: bool = True  # score the EMA weights when the run kept them (false: the live ones, into metrics_live.json)
 
 
 @dataclass

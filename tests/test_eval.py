@@ -79,6 +79,30 @@ def test_eval_ssgan_test_accuracy_with_ema(cli_runner, tmp_path):
     assert not (tmp_path / "ssgan" / "metrics.json").exists()
 
 
+def test_eval_ema_false_scores_the_live_weights_into_their_own_file(cli_runner, tmp_path):
+    run_dir = _train("pix2pix", tmp_path / "p2p", 3, ema=True, ema_decay=0.5)
+    ema = _eval(cli_runner, run_dir)
+    r = invoke(cli_runner, ["eval", f"run={run_dir}", *FAST, "ema=false"])
+    assert r.exit_code == 0, r.output
+    live = json.loads((run_dir / "metrics_live.json").read_text())
+    assert json.loads((run_dir / "metrics.json").read_text()) == ema  # the EMA's file is left alone
+    l1 = [k for k in ema if k.endswith("_l1")]
+    assert l1 and set(l1) <= set(live)
+    assert all(live[k] != pytest.approx(ema[k], rel=1e-6, abs=0) for k in l1)  # other weights, other numbers
+    # SSGAN: ema=false is its live classifier alone, the same number the default file gives beside the EMA's
+    both = _eval(cli_runner, _train("ssgan", tmp_path / "ssgan", ema=True, ema_decay=0.5))
+    r = invoke(cli_runner, ["eval", f"run={tmp_path / 'ssgan'}", *FAST, "ema=false", "step=2"])
+    assert r.exit_code == 0, r.output
+    only = json.loads((tmp_path / "ssgan" / "metrics_live_step2.json").read_text())
+    assert "test_accuracy_ema" not in only and only["test_accuracy"] == both["test_accuracy"]
+    # a run without an EMA: ema=false is the default, into metrics.json
+    plain = _train("dcgan", tmp_path / "dcgan")
+    r = invoke(cli_runner, ["eval", f"run={plain}", *FAST, "ema=false"])
+    assert r.exit_code == 0 and (plain / "metrics.json").exists() and not (plain / "metrics_live.json").exists()
+    r = invoke(cli_runner, ["eval", f"run={plain}", *FAST, "ema=maybe"])
+    assert r.exit_code != 0 and len(r.stderr.strip().splitlines()) == 1 and "ema" in r.stderr, r.stderr
+
+
 def test_eval_dcgan_histogram(cli_runner, tmp_path):
     m = _eval(cli_runner, _train("dcgan", tmp_path / "dcgan"))
     assert len(m["class_histogram"]) == 10 and sum(m["class_histogram"]) == m["samples"] == 40

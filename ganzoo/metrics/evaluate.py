@@ -1,5 +1,6 @@
 """`ganzoo eval`: the metric suites a run's model declares, written to `<run>/metrics.json`
-(`<run>/metrics_<folder>.json` for a super-resolution run evaluated on `data=<folder>`).
+(`<run>/metrics_<folder>.json` for a super-resolution run evaluated on `data=<folder>`; with `ema=false`
+on a run that kept an EMA of its generator, the live weights are scored, into `<run>/metrics_live.json`).
 
 The suites (`metrics.suite`; each module documents its metrics):
 - `class_accuracy` (cGAN, ACGAN): conditional accuracy by the judge, per class, and the within-class
@@ -42,7 +43,7 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
              judge_epochs: int = 2, seed: int = 0, out: str | None = None,
              data: str | None = None, metrics: list[str] | None = None, n_samples: int = 10000,
              reference: str = "train", feature_extractor: str = "inception", inception_weights: str | None = None,
-             step: int | None = None, on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
+             step: int | None = None, ema: bool = True, on_metrics: Callable[[dict], object] | None = None) -> tuple[dict, Path]:
     """The metrics of a run's newest checkpoint, or of its checkpoint at `step` (see the module doc);
     returns them and the JSON file written. `metrics`: the suites to compute (default: the model's own).
     `data=<folder of HR images>`: super-resolution runs only. `on_metrics(metrics)` runs before the file
@@ -51,7 +52,9 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
         check_names(metrics)  # before the checkpoint is read: a typo costs nothing
     dev = pick_device(device)
     ckpt = load_run(run, map_location=dev, step=step)
-    model = model_from_checkpoint(ckpt, device=dev, ema=True)
+    has_ema = bool(ckpt.get("ema"))
+    live = has_ema and not ema  # ema=false on a run that kept an EMA: score (and name the file for) the live weights
+    model = model_from_checkpoint(ckpt, device=dev, ema=not live)
     name = ckpt["model"]["name"]
     if data is not None and "super_resolution" not in (metrics or model.metric_suites()):
         raise UserError(f"data={data} is for super-resolution runs and run {run} is a {name} run: drop data=")
@@ -59,29 +62,32 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
                        seed=seed, model_name=name, data=data, n_samples=n_samples, reference=reference,
                        feature_extractor=feature_extractor, inception_weights=inception_weights)
     evaluation = Evaluation(model, Splits(ckpt["dataset"]), opts, names=metrics)
-    has_ema = bool(ckpt.get("ema"))
     open_model = fixed_models(lambda: model_from_checkpoint(ckpt, device=dev, ema=False),
                               lambda: model)
     metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
-                     "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema)}
+                     "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema and not live)}
     if on_metrics is not None:
         on_metrics(metrics)
-    return metrics, _write(metrics, run, out, data, step)
+    return metrics, _write(metrics, run, out, data, step, live)
 
 
-def metrics_path(run: str, out: str | None, data: str | None = None, step: int | None = None) -> Path:
+def metrics_path(run: str, out: str | None, data: str | None = None, step: int | None = None,
+                 live: bool = False) -> Path:
     """`out`, else <run>/metrics.json; with `data=<folder>` (super-resolution on another test set)
     <run>/metrics_<folder name>.json, so that each test set keeps its own file; with `step=N` (an older
-    checkpoint) `_stepN` before `.json`, so that the newest checkpoint's file is not overwritten."""
+    checkpoint) `_stepN` before `.json`, so that the newest checkpoint's file is not overwritten; the live
+    weights of a run with an EMA (`live`, eval's ema=false) `_live` after `metrics`, so that the EMA's file is kept."""
     if out:
         return Path(out)
-    name = "metrics" if data is None else f"metrics_{Path(data).resolve().name}"
+    name = "metrics_live" if live else "metrics"
+    name = name if data is None else f"{name}_{Path(data).resolve().name}"
     return Path(run) / (f"{name}_step{step}.json" if step is not None else f"{name}.json")
 
 
-def _write(metrics: dict, run: str, out: str | None, data: str | None = None, step: int | None = None) -> Path:
+def _write(metrics: dict, run: str, out: str | None, data: str | None = None, step: int | None = None,
+           live: bool = False) -> Path:
     """The metrics as JSON (`metrics_path`), written atomically."""
-    return atomic_write(metrics_path(run, out, data, step), json.dumps(metrics, indent=2) + "\n")
+    return atomic_write(metrics_path(run, out, data, step, live), json.dumps(metrics, indent=2) + "\n")
 
 
 def table(metrics: dict):
