@@ -53,8 +53,8 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
     dev = pick_device(device)
     ckpt = load_run(run, map_location=dev, step=step)
     has_ema = bool(ckpt.get("ema"))
-    live = has_ema and not ema  # ema=false on a run that kept an EMA: score (and name the file for) the live weights
-    model = model_from_checkpoint(ckpt, device=dev, ema=not live)
+    live = has_ema and not ema  # ema=false on a run that kept an EMA: the live weights, into their own file
+    model = model_from_checkpoint(ckpt, device=dev, ema=ema)  # the EMA only where kept and wanted
     name = ckpt["model"]["name"]
     if data is not None and "super_resolution" not in (metrics or model.metric_suites()):
         raise UserError(f"data={data} is for super-resolution runs and run {run} is a {name} run: drop data=")
@@ -65,7 +65,7 @@ def evaluate(*, run: str, n_per_class: int = 1000, batch_size: int = 500, device
     open_model = fixed_models(lambda: model_from_checkpoint(ckpt, device=dev, ema=False),
                               lambda: model)
     metrics: dict = {"run": str(run), "model": name, "dataset": model.data.name, "step": ckpt["step"],
-                     "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema and not live)}
+                     "num_classes": model.data.num_classes, **evaluation.run(open_model, has_ema and ema)}
     if on_metrics is not None:
         on_metrics(metrics)
     return metrics, _write(metrics, run, out, data, step, live)
